@@ -80,9 +80,7 @@ class TimeoutConfig(_Frozen):
 class LimitsConfig(_Frozen):
     """Client-side limits, enforced without busy waiting."""
 
-    max_concurrency: int | None = Field(
-        None, ge=1, description="Most requests in flight at once."
-    )
+    max_concurrency: int | None = Field(None, ge=1, description="Most requests in flight at once.")
     requests_per_minute: int | None = Field(
         None, ge=1, description="Most requests started in any 60-second window."
     )
@@ -189,8 +187,7 @@ class ModelConfig(_Frozen):
     )
     options: dict[str, Any] = Field(
         default_factory=dict,
-        description="Provider-specific settings of this model (e.g. gguf for the local "
-        "provider).",
+        description="Provider-specific settings of this model (e.g. gguf for the local provider).",
     )
     retry: RetryConfig | None = Field(None, description="Retry policy for this model.")
     timeouts: TimeoutConfig | None = Field(None, description="Time limits for this model.")
@@ -220,7 +217,7 @@ class Catalog(_Frozen):
 
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
     models: dict[str, ModelConfig] = Field(default_factory=dict)
-    settings: RuntimeSettings = Field(default_factory=RuntimeSettings)
+    settings: RuntimeSettings = Field(default_factory=lambda: RuntimeSettings())
     sources: tuple[str, ...] = ()
 
 

@@ -3,7 +3,7 @@
 ::
 
     LLMRuntimeError
-    ├── ConfigError                  the config author: YAML files (each problem has file:line:column)
+    ├── ConfigError                  the config author: YAML files (problems carry file:line:col)
     ├── UnknownModelError            the caller: a model id that is not in models.yaml
     ├── UnknownProviderError         the caller: a provider name that is not registered
     ├── InvalidRequestError          the caller: bad arguments, or a parameter the model refuses
@@ -137,9 +137,7 @@ class MissingAPIKeyError(LLMRuntimeError):
         self.provider = provider
         self.model = model
         subject = f"model {model!r} (provider {provider!r})" if model else f"provider {provider!r}"
-        super().__init__(
-            f"{subject} needs an API key: set the environment variable {env_var}"
-        )
+        super().__init__(f"{subject} needs an API key: set the environment variable {env_var}")
 
 
 class MissingDependencyError(LLMRuntimeError, ImportError):
@@ -150,8 +148,7 @@ class MissingDependencyError(LLMRuntimeError, ImportError):
         self.extra = extra
         why = f" for {purpose}" if purpose else ""
         super().__init__(
-            f"the optional package {package!r} is needed{why}: "
-            f"pip install 'llm-runtime[{extra}]'"
+            f"the optional package {package!r} is needed{why}: pip install 'llm-runtime[{extra}]'"
         )
 
 

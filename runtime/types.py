@@ -63,7 +63,7 @@ def normalize_messages(messages: Iterable[Message | Mapping[str, Any]]) -> tuple
             raise ValueError(f"messages[{index}].content: expected a string")
         if extra:
             raise ValueError(f"messages[{index}]: unknown keys {sorted(extra)}")
-        out.append(Message(role, content))  # type: ignore[arg-type]
+        out.append(Message(role, content))
     if not out:
         raise ValueError("messages: at least one message is needed")
     return tuple(out)
@@ -103,6 +103,7 @@ class ChatRequest:
     max_tokens_param: str = "max_tokens"
     params: Mapping[str, Any] = field(default_factory=dict)
     prompt: str | None = None  # set when the caller gave a plain prompt, not messages
+    options: Mapping[str, Any] = field(default_factory=dict)  # the model's provider options
     connect_timeout: float | None = None  # seconds; None: the provider's default
     read_timeout: float | None = None  # seconds between bytes; None: the provider's default
 

@@ -147,3 +147,17 @@ class ChatProvider(LLMProvider):
             prompt=prompt,
         )
         return (await self.chat(request)).text
+
+    def describe_request(self, request: ChatRequest, *, stream: bool = False) -> dict[str, Any]:
+        """The ``chat``/``stream_chat`` call this provider receives (no wire format known)."""
+        return {
+            "call": f"{type(self).__name__}.{'stream_chat' if stream else 'chat'}",
+            "args": {
+                "model": request.model,
+                "messages": [m.to_dict() for m in request.messages],
+                "prompt": request.prompt,
+                "temperature": request.temperature,
+                request.max_tokens_param: request.max_tokens,
+                **request.params,
+            },
+        }

@@ -1,0 +1,100 @@
+"""llm-runtime: a declarative, YAML-configured runtime for calling large language models.
+
+``load_runtime()`` reads providers.yaml and models.yaml (validated, every problem reported
+with file:line:column) and returns an ``LLMRuntime``; ``await rt.completion(prompt, model)``
+returns text, ``await rt.generate(...)`` a ``Completion``, ``rt.stream(...)`` text deltas.
+Importing this package loads no provider SDK and opens no connection.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+
+from .config import ModelConfig, ProviderConfig
+from .errors import (
+    AuthenticationError,
+    BadRequestError,
+    ConfigError,
+    ContentFilteredError,
+    ContextLengthExceededError,
+    InvalidRequestError,
+    LLMRuntimeError,
+    MalformedResponseError,
+    MissingAPIKeyError,
+    MissingDependencyError,
+    NotFoundError,
+    PermissionDeniedError,
+    ProviderConnectionError,
+    ProviderError,
+    ProviderTimeoutError,
+    RateLimitError,
+    RuntimeClosedError,
+    ServerError,
+    UnknownModelError,
+    UnknownProviderError,
+)
+from .providers.base import ChatProvider, LLMProvider
+from .providers.registry import register_provider
+from .service import CompletionStream, LLMRuntime
+from .types import Completion, Message, Usage
+
+__all__ = [
+    "AuthenticationError",
+    "BadRequestError",
+    "ChatProvider",
+    "Completion",
+    "CompletionStream",
+    "ConfigError",
+    "ContentFilteredError",
+    "ContextLengthExceededError",
+    "InvalidRequestError",
+    "LLMProvider",
+    "LLMRuntime",
+    "LLMRuntimeError",
+    "MalformedResponseError",
+    "Message",
+    "MissingAPIKeyError",
+    "MissingDependencyError",
+    "ModelConfig",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "ProviderConfig",
+    "ProviderConnectionError",
+    "ProviderError",
+    "ProviderTimeoutError",
+    "RateLimitError",
+    "RuntimeClosedError",
+    "ServerError",
+    "UnknownModelError",
+    "UnknownProviderError",
+    "Usage",
+    "__version__",
+    "load_runtime",
+    "register_provider",
+]
+
+__version__ = "0.1.0"
+
+logging.getLogger("runtime").addHandler(logging.NullHandler())
+
+
+def load_runtime(
+    providers: str | os.PathLike[str] | None = None,
+    models: str | os.PathLike[str] | None = None,
+    *,
+    strict: bool = False,
+    environ: Mapping[str, str] | None = None,
+) -> LLMRuntime:
+    """Load and validate the YAML catalog and return a runtime over it.
+
+    Paths default to ``$LLM_RUNTIME_PROVIDERS`` / ``$LLM_RUNTIME_MODELS``, then
+    ``./providers.yaml`` / ``./models.yaml``, then the bundled catalog. Raises ConfigError
+    listing every problem. ``strict`` also imports every provider class and checks that
+    every API key variable is set.
+    """
+    from .loader import load_catalog
+
+    catalog = load_catalog(providers, models, strict=strict, environ=environ)
+    return LLMRuntime(catalog, environ=environ)

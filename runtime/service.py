@@ -1,0 +1,798 @@
+"""``LLMRuntime``: model id -> provider -> call, with defaults, policy, retries and fallbacks."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import time
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping
+from typing import Any
+
+from .config import (
+    Catalog,
+    ModelConfig,
+    ProviderConfig,
+    RetryConfig,
+    TimeoutConfig,
+)
+from .errors import (
+    ConfigError,
+    ContextLengthExceededError,
+    InvalidRequestError,
+    LLMRuntimeError,
+    MalformedResponseError,
+    MissingAPIKeyError,
+    ProviderError,
+    ProviderTimeoutError,
+    RuntimeClosedError,
+    UnknownModelError,
+    UnknownProviderError,
+)
+from .policy import Limiter, backoff_delay, merge_layers
+from .providers.base import LLMProvider
+from .providers.registry import ProviderImportError, import_provider_class, registered_providers
+from .suggest import did_you_mean
+from .types import (
+    ChatRequest,
+    Completion,
+    Message,
+    ProviderResponse,
+    StreamEnd,
+    TextDelta,
+    normalize_messages,
+)
+
+__all__ = ["REDACTED", "CompletionStream", "LLMRuntime"]
+
+log = logging.getLogger("runtime")
+
+REDACTED = "***"
+#: Header names that carry credentials in any protocol we know; always redacted.
+_SECRET_HEADERS = frozenset(
+    {"authorization", "proxy-authorization", "x-api-key", "api-key", "x-goog-api-key"}
+)
+#: Keyword arguments the runtime itself owns; a call may not pass them as parameters.
+_RESERVED = frozenset({"model", "messages", "prompt", "stream"})
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class CompletionStream:
+    """An async iterator of text deltas; after it ends, ``completion`` holds the whole result.
+
+    ``async for delta in rt.stream(...)`` yields ``str`` pieces as they arrive. When the
+    iteration ends normally, ``completion`` (text, finish reason, usage, model, attempts) is
+    set. Leaving the loop early closes the provider's connection.
+    """
+
+    def __init__(self, source: AsyncGenerator[str, None], holder: list[Completion]) -> None:
+        self._source = source
+        self._holder = holder
+
+    def __aiter__(self) -> CompletionStream:
+        return self
+
+    async def __anext__(self) -> str:
+        return await self._source.__anext__()
+
+    async def aclose(self) -> None:
+        """Stop the stream and release its connection."""
+        await self._source.aclose()
+
+    async def __aenter__(self) -> CompletionStream:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    @property
+    def completion(self) -> Completion | None:
+        """The whole result, once the stream has ended normally."""
+        return self._holder[0] if self._holder else None
+
+
+class LLMRuntime:
+    """The runtime service: resolves model ids from the catalog and calls their providers."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        *,
+        environ: Mapping[str, str] | None = None,
+        sleep: Sleep = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self.catalog = catalog
+        self._environ = environ
+        self._sleep = sleep
+        self._clock = clock
+        self._rand = rand
+        self._classes: dict[str, type[LLMProvider]] = {}
+        self._instances: dict[tuple[str, str | None, str | None], LLMProvider] = {}
+        self._limiters: dict[str, Limiter] = {}
+        self._closed = False
+
+    # ------------------------------------------------------------------ lookup
+
+    @property
+    def models(self) -> Mapping[str, ModelConfig]:
+        return self.catalog.models
+
+    @property
+    def providers(self) -> Mapping[str, ProviderConfig]:
+        return self.catalog.providers
+
+    def model(self, model_id: str) -> ModelConfig:
+        """The ModelConfig of ``model_id``; raises UnknownModelError with a suggestion."""
+        try:
+            return self.catalog.models[model_id]
+        except (KeyError, TypeError):
+            raise UnknownModelError(
+                str(model_id), did_you_mean(str(model_id), self.catalog.models)
+            ) from None
+
+    def _env(self, name: str) -> str | None:
+        env = os.environ if self._environ is None else self._environ
+        value = env.get(name)
+        return value if value else None
+
+    def _provider_config(self, model: ModelConfig) -> ProviderConfig:
+        config = self.catalog.providers.get(model.provider)
+        if config is not None:
+            return config
+        if model.provider in registered_providers():
+            return ProviderConfig.model_validate(
+                {"name": model.provider, "class": "runtime.registered.Provider"}
+            )
+        raise UnknownProviderError(
+            model.provider, did_you_mean(model.provider, self.catalog.providers)
+        )
+
+    def _provider_class(self, config: ProviderConfig) -> type[LLMProvider]:
+        registered = registered_providers().get(config.name)
+        if registered is not None:
+            return registered
+        cls = self._classes.get(config.name)
+        if cls is None:
+            try:
+                cls = import_provider_class(config.class_path)
+            except ProviderImportError as exc:
+                raise ConfigError(
+                    f"provider {config.name!r}: class {config.class_path!r}: {exc}"
+                ) from exc
+            self._classes[config.name] = cls
+        return cls
+
+    def _credentials(
+        self, model: ModelConfig, config: ProviderConfig
+    ) -> tuple[str | None, str | None]:
+        key_env = model.requires_api_key_env or config.api_key_env
+        api_key = None
+        if key_env:
+            api_key = self._env(key_env)
+            if api_key is None:
+                raise MissingAPIKeyError(key_env, provider=config.name, model=model.id)
+        base_url = (
+            (self._env(model.base_url_env) if model.base_url_env else None)
+            or (self._env(config.base_url_env) if config.base_url_env else None)
+            or config.base_url
+        )
+        return api_key, base_url
+
+    def provider_for(self, model: ModelConfig | str) -> LLMProvider:
+        """The provider instance serving ``model``: one per (provider, credentials), reused."""
+        self._check_open()
+        cfg = self.model(model) if isinstance(model, str) else model
+        config = self._provider_config(cfg)
+        api_key, base_url = self._credentials(cfg, config)
+        key = (config.name, api_key, base_url)
+        instance = self._instances.get(key)
+        if instance is None:
+            cls = self._provider_class(config)
+            instance = cls(api_key=api_key, base_url=base_url, **config.options)
+            instance.provider_name = config.name
+            self._instances[key] = instance
+        return instance
+
+    # ------------------------------------------------------------------ requests
+
+    def build_request(
+        self,
+        model: ModelConfig | str,
+        *,
+        prompt: str | None = None,
+        messages: Iterable[Message | Mapping[str, Any]] | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        **kwargs: Any,
+    ) -> ChatRequest:
+        """Merge (call kwargs > extra_params > model defaults) and apply the parameter policy."""
+        cfg = self.model(model) if isinstance(model, str) else model
+        if (prompt is None) == (messages is None):
+            raise InvalidRequestError("give exactly one of prompt= or messages=")
+        reserved = _RESERVED.intersection(kwargs)
+        if reserved:
+            raise InvalidRequestError(
+                f"{', '.join(sorted(reserved))}: set by the runtime, not a call parameter"
+            )
+        if prompt is not None:
+            if not isinstance(prompt, str):
+                raise InvalidRequestError(f"prompt must be a string, not {type(prompt).__name__}")
+            msgs: tuple[Message, ...] = (Message("user", prompt),)
+        else:
+            try:
+                msgs = normalize_messages(messages or ())
+            except ValueError as exc:
+                raise InvalidRequestError(str(exc)) from None
+
+        explicit = dict(kwargs)  # what the caller asked for, to judge the policy
+        if temperature is not None:
+            explicit["temperature"] = temperature
+        if max_tokens is not None:
+            explicit["max_tokens"] = max_tokens
+        if cfg.max_tokens_param != "max_tokens" and cfg.max_tokens_param in explicit:
+            explicit["max_tokens"] = explicit.pop(cfg.max_tokens_param)
+
+        params: dict[str, Any] = {
+            "temperature": cfg.default_temperature,
+            "max_tokens": cfg.default_max_tokens,
+        }
+        params.update(cfg.extra_params)
+        params.update(explicit)
+        self._apply_policy(cfg, params, explicit)
+
+        rendered = prompt
+        if cfg.chat_template is not None and prompt is None:
+            from .templates import render_chat_template
+
+            rendered = render_chat_template(cfg.chat_template, msgs)
+
+        return ChatRequest(
+            model=cfg.provider_model,
+            messages=msgs,
+            temperature=params.pop("temperature", None),
+            max_tokens=params.pop("max_tokens", None),
+            max_tokens_param=cfg.max_tokens_param,
+            params={k: v for k, v in params.items() if v is not None},
+            prompt=rendered,
+            options=cfg.options,
+        )
+
+    @staticmethod
+    def _apply_policy(
+        cfg: ModelConfig, params: dict[str, Any], explicit: Mapping[str, Any]
+    ) -> None:
+        def refuse(name: str, why: str) -> None:
+            if cfg.on_unsupported == "error":
+                raise InvalidRequestError(f"model {cfg.id!r}: parameter {name!r} {why}")
+            log.warning("model %r: dropping parameter %r: %s", cfg.id, name, why)
+
+        for name in cfg.unsupported_params:
+            key = "max_tokens" if name == cfg.max_tokens_param else name
+            if explicit.get(key) is not None:
+                refuse(name, "is not supported by this model")
+            params.pop(key, None)
+        for name, value in cfg.fixed_params.items():
+            key = "max_tokens" if name == cfg.max_tokens_param else name
+            given = explicit.get(key)
+            if given is not None and given != value:
+                refuse(name, f"is fixed to {value!r} for this model (got {given!r})")
+            params[key] = value
+
+    # ------------------------------------------------------------------ policies
+
+    def _retry(self, model: ModelConfig, config: ProviderConfig) -> RetryConfig:
+        return merge_layers(RetryConfig, self.catalog.settings.retry, config.retry, model.retry)
+
+    def _timeouts(self, model: ModelConfig, config: ProviderConfig) -> TimeoutConfig:
+        return merge_layers(
+            TimeoutConfig, self.catalog.settings.timeouts, config.timeouts, model.timeouts
+        )
+
+    def _limiters_for(self, model: ModelConfig, config: ProviderConfig) -> list[Limiter]:
+        out = []
+        for key, limits in (
+            (f"provider:{config.name}", config.limits),
+            (f"model:{model.id}", model.limits),
+        ):
+            if limits is None:
+                continue
+            limiter = self._limiters.get(key)
+            if limiter is None:
+                limiter = self._limiters[key] = Limiter(
+                    limits, clock=self._clock, sleep=self._sleep
+                )
+            out.append(limiter)
+        return out
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeClosedError("this LLMRuntime was closed with aclose(); create a new one")
+
+    def _candidates(self, model: ModelConfig) -> list[ModelConfig]:
+        return [model, *(self.model(m) for m in model.fallbacks)]
+
+    @staticmethod
+    def _falls_back(error: LLMRuntimeError, current: ModelConfig, nxt: ModelConfig) -> bool:
+        if isinstance(error, ContextLengthExceededError):
+            return (nxt.context_window or 0) > (current.context_window or 0)
+        if isinstance(error, ProviderError):
+            return error.retryable
+        return isinstance(error, MissingAPIKeyError)
+
+    # ------------------------------------------------------------------ calls
+
+    async def completion(
+        self,
+        prompt: str,
+        model: str,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        **kwargs: Any,
+    ) -> str:
+        """The seed's service call: the completion of ``prompt`` by ``model``, as text."""
+        result = await self.generate(
+            model=model, prompt=prompt, temperature=temperature, max_tokens=max_tokens, **kwargs
+        )
+        return result.text
+
+    async def generate(
+        self,
+        *,
+        model: str,
+        prompt: str | None = None,
+        messages: Iterable[Message | Mapping[str, Any]] | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        **kwargs: Any,
+    ) -> Completion:
+        """One call with retries and fallbacks; returns text, finish reason, usage and more."""
+        self._check_open()
+        primary = self.model(model)
+        started = self._clock()
+        attempts = 0
+        candidates = self._candidates(primary)
+        for index, cfg in enumerate(candidates):
+            try:
+                request = self.build_request(
+                    cfg,
+                    prompt=prompt,
+                    messages=messages,
+                    temperature=temperature,
+                    max_tokens=max_tokens,
+                    **kwargs,
+                )
+                config = self._provider_config(cfg)
+                provider = self.provider_for(cfg)
+                response, used = await self._call_with_retries(cfg, config, provider, request)
+                attempts += used
+            except LLMRuntimeError as error:
+                attempts += getattr(error, "_attempts", 1)
+                if index + 1 < len(candidates) and self._falls_back(
+                    error, cfg, candidates[index + 1]
+                ):
+                    log.warning(
+                        "model %r failed (%s); falling back to %r",
+                        cfg.id,
+                        type(error).__name__,
+                        candidates[index + 1].id,
+                    )
+                    continue
+                raise
+            return Completion(
+                text=response.text,
+                finish_reason=response.finish_reason,
+                usage=response.usage,
+                model=cfg.id,
+                provider=config.name,
+                latency=self._clock() - started,
+                attempts=attempts,
+                provider_model=response.model,
+            )
+        raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover
+
+    async def _call_with_retries(
+        self,
+        cfg: ModelConfig,
+        config: ProviderConfig,
+        provider: LLMProvider,
+        request: ChatRequest,
+    ) -> tuple[ProviderResponse, int]:
+        retry = self._retry(cfg, config)
+        timeouts = self._timeouts(cfg, config)
+        request = _with_timeouts(request, timeouts)
+        limiters = self._limiters_for(cfg, config)
+        waited = 0.0
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                async with _slots(limiters):
+                    try:
+                        async with asyncio.timeout(timeouts.total):
+                            response = await provider.chat(request)
+                    except TimeoutError:
+                        raise ProviderTimeoutError(
+                            f"no reply within the total timeout of {timeouts.total:g}s",
+                            provider=config.name,
+                            model=cfg.id,
+                        ) from None
+                    except LLMRuntimeError:
+                        raise
+                    except Exception as exc:
+                        raise _foreign(exc, config.name, cfg.id, provider.api_key) from exc
+                _check_response(response, config.name, cfg.id)
+                return response, attempt
+            except ProviderError as error:
+                _tag(error, config.name, cfg.id, attempt)
+                delay = self._next_delay(retry, attempt, error, waited)
+                if delay is None:
+                    raise
+                log.info(
+                    "model %r attempt %d failed (%s); retrying in %.2fs",
+                    cfg.id,
+                    attempt,
+                    type(error).__name__,
+                    delay,
+                )
+                await self._sleep(delay)
+                waited += delay
+
+    def _next_delay(
+        self, retry: RetryConfig, attempt: int, error: ProviderError, waited: float
+    ) -> float | None:
+        if not error.retryable or attempt >= retry.max_attempts:
+            return None
+        delay = backoff_delay(retry, attempt, error, rand=self._rand)
+        if delay is None or waited + delay > retry.total_wait_budget:
+            return None
+        return delay
+
+    def stream(
+        self,
+        *,
+        model: str,
+        prompt: str | None = None,
+        messages: Iterable[Message | Mapping[str, Any]] | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        **kwargs: Any,
+    ) -> CompletionStream:
+        """Stream text deltas; retries and fallbacks happen only before the first delta.
+
+        Models with ``supports_streaming: false`` yield their whole answer as one chunk.
+        After the loop ends, ``stream.completion`` holds the usage and finish reason.
+        """
+        self._check_open()
+        primary = self.model(model)
+        # Build the primary request now so argument errors surface at the call site.
+        self.build_request(
+            primary,
+            prompt=prompt,
+            messages=messages,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            **kwargs,
+        )
+        holder: list[Completion] = []
+        source = self._stream(
+            primary,
+            holder,
+            dict(
+                prompt=prompt,
+                messages=messages,
+                temperature=temperature,
+                max_tokens=max_tokens,
+                **kwargs,
+            ),
+        )
+        return CompletionStream(source, holder)
+
+    async def _stream(
+        self, primary: ModelConfig, holder: list[Completion], call: dict[str, Any]
+    ) -> AsyncGenerator[str, None]:
+        started = self._clock()
+        attempts = 0
+        candidates = self._candidates(primary)
+        for index, cfg in enumerate(candidates):
+            try:
+                request = self.build_request(cfg, **call)
+                config = self._provider_config(cfg)
+                provider = self.provider_for(cfg)
+                retry = self._retry(cfg, config)
+                timeouts = self._timeouts(cfg, config)
+                request = _with_timeouts(request, timeouts)
+                limiters = self._limiters_for(cfg, config)
+                waited = 0.0
+                attempt = 0
+                while True:
+                    attempt += 1
+                    attempts += 1
+                    delivered = False
+                    pieces: list[str] = []
+                    try:
+                        async with _slots(limiters):
+                            events = _timed_events(
+                                provider,
+                                request,
+                                cfg,
+                                timeouts,
+                                self._clock,
+                                streaming=cfg.supports_streaming,
+                                provider_name=config.name,
+                            )
+                            try:
+                                end = StreamEnd()
+                                async for event in events:
+                                    if isinstance(event, TextDelta):
+                                        if event.text:
+                                            delivered = True
+                                            pieces.append(event.text)
+                                            yield event.text
+                                    else:
+                                        end = event
+                            finally:
+                                await events.aclose()
+                        holder.append(
+                            Completion(
+                                text="".join(pieces),
+                                finish_reason=end.finish_reason,
+                                usage=end.usage,
+                                model=cfg.id,
+                                provider=config.name,
+                                latency=self._clock() - started,
+                                attempts=attempts,
+                                provider_model=end.model,
+                            )
+                        )
+                        return
+                    except ProviderError as error:
+                        _tag(error, config.name, cfg.id, attempt)
+                        if delivered:
+                            error._delivered = True  # type: ignore[attr-defined]
+                            raise  # text reached the caller: no retry, no fallback
+                        delay = self._next_delay(retry, attempt, error, waited)
+                        if delay is None:
+                            raise
+                        log.info(
+                            "model %r stream attempt %d failed (%s); retrying in %.2fs",
+                            cfg.id,
+                            attempt,
+                            type(error).__name__,
+                            delay,
+                        )
+                        await self._sleep(delay)
+                        waited += delay
+            except LLMRuntimeError as error:
+                if getattr(error, "_delivered", False):
+                    raise
+                if index + 1 < len(candidates) and self._falls_back(
+                    error, cfg, candidates[index + 1]
+                ):
+                    log.warning(
+                        "model %r stream failed (%s); falling back to %r",
+                        cfg.id,
+                        type(error).__name__,
+                        candidates[index + 1].id,
+                    )
+                    continue
+                raise
+
+    # ------------------------------------------------------------------ explain
+
+    async def explain(
+        self,
+        *,
+        model: str,
+        prompt: str | None = None,
+        messages: Iterable[Message | Mapping[str, Any]] | None = None,
+        stream: bool = False,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        """The exact request the provider would receive, secrets redacted; sends nothing."""
+        cfg = self.model(model)
+        config = self._provider_config(cfg)
+        request = self.build_request(cfg, prompt=prompt, messages=messages, **kwargs)
+        request = _with_timeouts(request, self._timeouts(cfg, config))
+        key_env = cfg.requires_api_key_env or config.api_key_env
+        api_key = self._env(key_env) if key_env else None
+        placeholder = api_key or (f"${key_env}" if key_env else None)
+        _, base_url = self._credentials_no_key(cfg, config)
+        cls = self._provider_class(config)
+        provider = cls(api_key=placeholder, base_url=base_url, **config.options)
+        provider.provider_name = config.name
+        try:
+            described = provider.describe_request(request, stream=stream and cfg.supports_streaming)
+        finally:
+            await provider.aclose()
+        secret_names = _SECRET_HEADERS | getattr(provider, "secret_headers", frozenset())
+        return {
+            "model": cfg.id,
+            "provider": config.name,
+            "class": f"{cls.__module__}.{cls.__qualname__}",
+            "api_key_env": key_env,
+            "api_key": "set" if api_key else ("unset" if key_env else "not needed"),
+            "stream": stream and cfg.supports_streaming,
+            "request": _redact(described, secret_names, [s for s in (api_key,) if s]),
+        }
+
+    def _credentials_no_key(
+        self, model: ModelConfig, config: ProviderConfig
+    ) -> tuple[None, str | None]:
+        base_url = (
+            (self._env(model.base_url_env) if model.base_url_env else None)
+            or (self._env(config.base_url_env) if config.base_url_env else None)
+            or config.base_url
+        )
+        return None, base_url
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def aclose(self) -> None:
+        """Close every provider client; idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        instances, self._instances = list(self._instances.values()), {}
+        errors = []
+        for instance in instances:
+            try:
+                await instance.aclose()
+            except Exception as exc:  # keep closing the others
+                errors.append(exc)
+                log.warning("closing %r failed: %s", instance, type(exc).__name__)
+
+    async def __aenter__(self) -> LLMRuntime:
+        self._check_open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return (
+            f"<LLMRuntime {state} models={len(self.catalog.models)} "
+            f"providers={len(self.catalog.providers)}>"
+        )
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _with_timeouts(request: ChatRequest, timeouts: TimeoutConfig) -> ChatRequest:
+    from dataclasses import replace
+
+    return replace(request, connect_timeout=timeouts.connect, read_timeout=timeouts.read)
+
+
+class _slots:
+    """Hold a slot in each limiter, in order; release all on exit or cancellation."""
+
+    def __init__(self, limiters: list[Limiter]) -> None:
+        self._limiters = limiters
+        self._held: list[Any] = []
+
+    async def __aenter__(self) -> None:
+        try:
+            for limiter in self._limiters:
+                cm = limiter.slot()
+                await cm.__aenter__()
+                self._held.append(cm)
+        except BaseException:
+            await self.__aexit__(None, None, None)
+            raise
+
+    async def __aexit__(self, *exc: Any) -> None:
+        while self._held:
+            await self._held.pop().__aexit__(None, None, None)
+
+
+async def _timed_events(
+    provider: LLMProvider,
+    request: ChatRequest,
+    cfg: ModelConfig,
+    timeouts: TimeoutConfig,
+    clock: Callable[[], float],
+    *,
+    streaming: bool,
+    provider_name: str,
+) -> AsyncGenerator[TextDelta | StreamEnd, None]:
+    """The provider's events under the first-token, idle-gap and total time limits."""
+    source = (
+        provider.stream_chat(request) if streaming else LLMProvider.stream_chat(provider, request)
+    )
+    start = clock()
+    first = True
+    try:
+        while True:
+            limits = [timeouts.first_token if first else timeouts.idle]
+            if timeouts.total is not None:
+                limits.append(max(0.0, timeouts.total - (clock() - start)))
+            limit = min((x for x in limits if x is not None), default=None)
+            try:
+                async with asyncio.timeout(limit):
+                    event = await source.__anext__()
+            except StopAsyncIteration:
+                raise MalformedResponseError(
+                    "the stream ended without a final event",
+                    provider=provider_name,
+                    model=cfg.id,
+                ) from None
+            except TimeoutError:
+                what = "first token" if first else "next chunk"
+                raise ProviderTimeoutError(
+                    f"stream: no {what} within {limit:g}s", provider=provider_name, model=cfg.id
+                ) from None
+            except LLMRuntimeError:
+                raise
+            except Exception as exc:
+                raise _foreign(exc, provider_name, cfg.id, provider.api_key) from exc
+            if isinstance(event, TextDelta):
+                first = False
+                yield event
+            elif isinstance(event, StreamEnd):
+                yield event
+                return
+            else:
+                raise ProviderError(
+                    f"stream_chat yielded {type(event).__name__}, not TextDelta or StreamEnd",
+                    provider=provider_name,
+                    model=cfg.id,
+                )
+    finally:
+        aclose = getattr(source, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+def _check_response(response: object, provider: str, model: str) -> None:
+    if not isinstance(response, ProviderResponse):
+        raise ProviderError(
+            f"chat() returned {type(response).__name__}, not ProviderResponse",
+            provider=provider,
+            model=model,
+        )
+
+
+def _tag(error: ProviderError, provider: str, model: str, attempts: int) -> None:
+    if error.provider is None:
+        error.provider = provider
+    if error.model is None:
+        error.model = model
+    error._attempts = attempts  # type: ignore[attr-defined]
+
+
+def _foreign(exc: Exception, provider: str, model: str, api_key: str | None) -> ProviderError:
+    """Wrap an exception a provider let escape, with any key scrubbed from its text."""
+    text = str(exc)
+    if api_key:
+        text = text.replace(api_key, REDACTED)
+    return ProviderError(
+        f"the provider raised {type(exc).__name__}: {text}", provider=provider, model=model
+    )
+
+
+def _redact(value: Any, secret_headers: frozenset[str], secrets: list[str]) -> Any:
+    if isinstance(value, Mapping):
+        out = {}
+        for k, v in value.items():
+            if isinstance(k, str) and k.lower() in secret_headers and v is not None:
+                out[k] = REDACTED
+            else:
+                out[k] = _redact(v, secret_headers, secrets)
+        return out
+    if isinstance(value, list | tuple):
+        return [_redact(v, secret_headers, secrets) for v in value]
+    if isinstance(value, str):
+        for secret in secrets:
+            value = value.replace(secret, REDACTED)
+        return value
+    return value
