@@ -316,12 +316,25 @@ class LLMRuntime:
         return [model, *(self.model(m) for m in model.fallbacks)]
 
     @staticmethod
-    def _falls_back(error: LLMRuntimeError, current: ModelConfig, nxt: ModelConfig) -> bool:
+    def _fall_back_to(error: LLMRuntimeError, failed: ModelConfig, nxt: ModelConfig) -> bool:
+        """Whether ``nxt`` may answer after ``failed`` raised ``error``; else re-raise ``error``.
+
+        Retryable failures that survived their retries and a missing API key fall back to
+        the next model; a context-length error skips to the next model with a larger
+        ``context_window``; any other error is raised at once.
+        """
         if isinstance(error, ContextLengthExceededError):
-            return (nxt.context_window or 0) > (current.context_window or 0)
-        if isinstance(error, ProviderError):
-            return error.retryable
-        return isinstance(error, MissingAPIKeyError)
+            return (nxt.context_window or 0) > (failed.context_window or 0)
+        if getattr(error, "_delivered", False):
+            raise error
+        if (isinstance(error, ProviderError) and error.retryable) or isinstance(
+            error, MissingAPIKeyError
+        ):
+            log.warning(
+                "model %r failed (%s); falling back to %r", failed.id, type(error).__name__, nxt.id
+            )
+            return True
+        raise error
 
     # ------------------------------------------------------------------ calls
 
@@ -354,8 +367,10 @@ class LLMRuntime:
         primary = self.model(model)
         started = self._clock()
         attempts = 0
-        candidates = self._candidates(primary)
-        for index, cfg in enumerate(candidates):
+        failed: tuple[LLMRuntimeError, ModelConfig] | None = None
+        for cfg in self._candidates(primary):
+            if failed is not None and not self._fall_back_to(*failed, cfg):
+                continue
             try:
                 request = self.build_request(
                     cfg,
@@ -371,17 +386,8 @@ class LLMRuntime:
                 attempts += used
             except LLMRuntimeError as error:
                 attempts += getattr(error, "_attempts", 1)
-                if index + 1 < len(candidates) and self._falls_back(
-                    error, cfg, candidates[index + 1]
-                ):
-                    log.warning(
-                        "model %r failed (%s); falling back to %r",
-                        cfg.id,
-                        type(error).__name__,
-                        candidates[index + 1].id,
-                    )
-                    continue
-                raise
+                failed = (error, cfg)
+                continue
             return Completion(
                 text=response.text,
                 finish_reason=response.finish_reason,
@@ -392,7 +398,8 @@ class LLMRuntime:
                 attempts=attempts,
                 provider_model=response.model,
             )
-        raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover
+        assert failed is not None
+        raise failed[0]
 
     async def _call_with_retries(
         self,
@@ -496,90 +503,82 @@ class LLMRuntime:
     ) -> AsyncGenerator[str, None]:
         started = self._clock()
         attempts = 0
-        candidates = self._candidates(primary)
-        for index, cfg in enumerate(candidates):
+        failed: tuple[LLMRuntimeError, ModelConfig] | None = None
+        for cfg in self._candidates(primary):
+            if failed is not None and not self._fall_back_to(*failed, cfg):
+                continue
             try:
                 request = self.build_request(cfg, **call)
                 config = self._provider_config(cfg)
                 provider = self.provider_for(cfg)
-                retry = self._retry(cfg, config)
-                timeouts = self._timeouts(cfg, config)
-                request = _with_timeouts(request, timeouts)
-                limiters = self._limiters_for(cfg, config)
-                waited = 0.0
-                attempt = 0
-                while True:
-                    attempt += 1
-                    attempts += 1
-                    delivered = False
-                    pieces: list[str] = []
-                    try:
-                        async with _slots(limiters):
-                            events = _timed_events(
-                                provider,
-                                request,
-                                cfg,
-                                timeouts,
-                                self._clock,
-                                streaming=cfg.supports_streaming,
-                                provider_name=config.name,
-                            )
-                            try:
-                                end = StreamEnd()
-                                async for event in events:
-                                    if isinstance(event, TextDelta):
-                                        if event.text:
-                                            delivered = True
-                                            pieces.append(event.text)
-                                            yield event.text
-                                    else:
-                                        end = event
-                            finally:
-                                await events.aclose()
-                        holder.append(
-                            Completion(
-                                text="".join(pieces),
-                                finish_reason=end.finish_reason,
-                                usage=end.usage,
-                                model=cfg.id,
-                                provider=config.name,
-                                latency=self._clock() - started,
-                                attempts=attempts,
-                                provider_model=end.model,
-                            )
-                        )
-                        return
-                    except ProviderError as error:
-                        _tag(error, config.name, cfg.id, attempt)
-                        if delivered:
-                            error._delivered = True  # type: ignore[attr-defined]
-                            raise  # text reached the caller: no retry, no fallback
-                        delay = self._next_delay(retry, attempt, error, waited)
-                        if delay is None:
-                            raise
-                        log.info(
-                            "model %r stream attempt %d failed (%s); retrying in %.2fs",
-                            cfg.id,
-                            attempt,
-                            type(error).__name__,
-                            delay,
-                        )
-                        await self._sleep(delay)
-                        waited += delay
             except LLMRuntimeError as error:
-                if getattr(error, "_delivered", False):
-                    raise
-                if index + 1 < len(candidates) and self._falls_back(
-                    error, cfg, candidates[index + 1]
-                ):
-                    log.warning(
-                        "model %r stream failed (%s); falling back to %r",
+                failed = (error, cfg)
+                continue
+            retry = self._retry(cfg, config)
+            timeouts = self._timeouts(cfg, config)
+            request = _with_timeouts(request, timeouts)
+            limiters = self._limiters_for(cfg, config)
+            waited = 0.0
+            attempt = 0
+            while True:
+                attempt += 1
+                attempts += 1
+                pieces: list[str] = []
+                try:
+                    async with _slots(limiters):
+                        events = _timed_events(
+                            provider,
+                            request,
+                            cfg,
+                            timeouts,
+                            self._clock,
+                            streaming=cfg.supports_streaming,
+                            provider_name=config.name,
+                        )
+                        end = StreamEnd()
+                        try:
+                            async for event in events:
+                                if isinstance(event, StreamEnd):
+                                    end = event
+                                elif event.text:
+                                    pieces.append(event.text)
+                                    yield event.text
+                        finally:
+                            await events.aclose()
+                except ProviderError as error:
+                    _tag(error, config.name, cfg.id, attempt)
+                    if pieces:
+                        error._delivered = True  # type: ignore[attr-defined]
+                        raise  # text reached the caller: no retry, no fallback
+                    delay = self._next_delay(retry, attempt, error, waited)
+                    if delay is None:
+                        failed = (error, cfg)
+                        break
+                    log.info(
+                        "model %r stream attempt %d failed (%s); retrying in %.2fs",
                         cfg.id,
+                        attempt,
                         type(error).__name__,
-                        candidates[index + 1].id,
+                        delay,
                     )
+                    await self._sleep(delay)
+                    waited += delay
                     continue
-                raise
+                holder.append(
+                    Completion(
+                        text="".join(pieces),
+                        finish_reason=end.finish_reason,
+                        usage=end.usage,
+                        model=cfg.id,
+                        provider=config.name,
+                        latency=self._clock() - started,
+                        attempts=attempts,
+                        provider_model=end.model,
+                    )
+                )
+                return
+        assert failed is not None
+        raise failed[0]
 
     # ------------------------------------------------------------------ explain
 
