@@ -97,6 +97,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("schema", help="print the JSON Schemas of providers.yaml and models.yaml")
     p.add_argument("which", nargs="?", choices=("providers", "models"), help="only this one")
+    p.add_argument("--write", metavar="DIR", help="write both schema files into DIR")
     return parser
 
 
@@ -217,13 +218,16 @@ def _cmd_complete(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _cmd_schema(args: argparse.Namespace, out: TextIO) -> int:
-    from .config import models_file_schema, providers_file_schema
+    from .loader import file_schema, schema_text, write_schemas
 
-    schemas = {"providers": providers_file_schema(), "models": models_file_schema()}
-    if args.which:
-        out.write(json.dumps(schemas[args.which], indent=2) + "\n")
+    if args.write:
+        for path in write_schemas(args.write):
+            out.write(f"wrote {path}\n")
+    elif args.which:
+        out.write(schema_text(args.which))
     else:
-        out.write(json.dumps(schemas, indent=2) + "\n")
+        both = {kind: file_schema(kind) for kind in ("providers", "models")}
+        out.write(json.dumps(both, indent=2) + "\n")
     return EXIT_OK
 
 

@@ -1,8 +1,8 @@
 """Configuration data classes (``ProviderConfig``, ``ModelConfig``, policies); no I/O.
 
 These pydantic models are the one source of truth for the YAML files: the JSON Schemas in
-``schemas/`` are generated from them (``llm-runtime schema``), and a test proves the
-committed files equal the generated ones.
+``schemas/`` are generated from them (``llm-runtime schema --write schemas``), and a test
+proves the committed files equal the generated ones.
 """
 
 from __future__ import annotations
@@ -240,6 +240,11 @@ def _file_schema(
     defs = entry.pop("$defs", {})
     defs["entry"] = entry
     properties: dict[str, Any] = {
+        "extends": {
+            "enum": ["bundled"],
+            "description": "Merge this file's entries over the bundled file's (an entry of "
+            "the same name replaces the bundled one whole).",
+        },
         key: {
             "type": "object",
             "description": f"Map of {key[:-1]} name to its settings.",

@@ -50,7 +50,8 @@ _SNIPPET = 300
 
 _CONTEXT_PATTERNS = re.compile(
     r"context[_ ]length|context window|maximum context|too many tokens|prompt is too long|"
-    r"input is too long|exceeds the (maximum|context)|token limit|reduce the length",
+    r"input is too long|exceeds the (maximum|context)|exceed context limit|token limit|"
+    r"reduce the length",
     re.IGNORECASE,
 )
 
@@ -74,6 +75,7 @@ class ErrorInfo:
     message: str
     code: str | None = None
     type: str | None = None
+    retry_after: float | None = None  # seconds, from the body (e.g. google.rpc.RetryInfo)
 
 
 ErrorParser = Callable[[Any], ErrorInfo | None]
@@ -157,6 +159,9 @@ def error_for_status(
     message = info.message if info else (_snippet(text) or f"HTTP {status} with an empty body")
     code = info.code if info else None
     kind = info.type if info else None
+    retry_after = parse_retry_after(headers)
+    if retry_after is None and info is not None:
+        retry_after = info.retry_after
     common: dict[str, Any] = {
         "provider": provider,
         "model": model,
@@ -165,15 +170,15 @@ def error_for_status(
     }
     markers = " ".join(x for x in (code, kind) if x).lower()
     if status == 429 or "rate_limit" in markers or "resource_exhausted" in markers:
-        return RateLimitError(message, retry_after=parse_retry_after(headers), **common)
-    if status == 401:
+        return RateLimitError(message, retry_after=retry_after, **common)
+    if status == 401 or "api_key_invalid" in markers:
         return AuthenticationError(message, **common)
     if status == 403:
         return PermissionDeniedError(message, **common)
     if status == 404:
         return NotFoundError(message, **common)
     if status in (408, 409) or status >= 500:
-        return ServerError(message, retry_after=parse_retry_after(headers), **common)
+        return ServerError(message, retry_after=retry_after, **common)
     if "context_length" in markers or _CONTEXT_PATTERNS.search(message):
         return ContextLengthExceededError(message, **common)
     if "content_filter" in markers or "content_policy" in markers:

@@ -83,12 +83,21 @@ class LoopbackServer:
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._make_handler())
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        # A short poll interval keeps shutdown() (once per test) from costing 0.5 s.
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
+        )
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        port = self._server.server_address[1]
+        return f"http://127.0.0.1:{port}"
+
+    def reset(self) -> None:
+        """Forget recorded requests and queued replies (to reuse one server across tests)."""
+        with self._lock:
+            self.requests.clear()
+            self._queue.clear()
 
     def queue(self, *replies: Reply) -> None:
         """Answer the next requests with these replies, in order (before the handler)."""
@@ -177,8 +186,11 @@ class LoopbackServer:
                 for k, v in reply.headers.items():
                     self.send_header(k, v)
                 self.end_headers()
-                self.wfile.write(payload)
-                self.wfile.flush()
+                try:
+                    self.wfile.write(payload)
+                    self.wfile.flush()
+                except (BrokenPipeError, ConnectionResetError):
+                    self.close_connection = True  # the client gave up (e.g. a read timeout)
 
             def _send_chunks(self, reply: Reply) -> None:
                 self.send_response(reply.status)

@@ -285,7 +285,7 @@ class AnthropicProvider(ChatProvider):
         if not isinstance(reply, Mapping):
             raise self._malformed(f"the reply is a JSON {type(reply).__name__}", request)
         if reply.get("type") == "error":
-            raise self._error_event(reply, json.dumps(reply), request)
+            raise self._error_event(reply, json.dumps(reply), request, where="reply")
         content = reply.get("content")
         if not isinstance(content, list):
             raise self._malformed("the reply has no 'content' list", request)
@@ -360,7 +360,7 @@ class AnthropicProvider(ChatProvider):
                     yield StreamEnd(_finish_reason(stop_reason), _usage(usage), model)
                     return
                 elif kind == "error":
-                    raise self._error_event(data, event.data, request)
+                    raise self._error_event(data, event.data, request, where="stream")
                 # ping, content_block_stop and event types added later carry nothing we need.
         raise ProviderConnectionError(
             "the stream ended before its message_stop event (connection or proxy cut it)",
@@ -380,14 +380,15 @@ class AnthropicProvider(ChatProvider):
             ) from exc
         if not isinstance(data, Mapping):
             raise self._malformed(
-                f"the {event.event!r} event's data is not a JSON object: "
-                f"{self._quote(event.data)}",
+                f"the {event.event!r} event's data is not a JSON object: {self._quote(event.data)}",
                 request,
             )
         return data
 
-    def _error_event(self, data: Mapping[str, Any], raw: str, request: ChatRequest) -> ProviderError:
-        """Map an ``error`` object that came with status 200 (mid-stream) like an HTTP error."""
+    def _error_event(
+        self, data: Mapping[str, Any], raw: str, request: ChatRequest, *, where: str
+    ) -> ProviderError:
+        """Map an error object that came with status 200 (an ``error`` event) like HTTP's."""
         err = data.get("error")
         kind = err.get("type") if isinstance(err, Mapping) else None
         status = _ERROR_STATUS.get(kind, 500) if isinstance(kind, str) else 500
@@ -400,7 +401,7 @@ class AnthropicProvider(ChatProvider):
             parse=anthropic_error_parser,
         )
         error.status_code = None  # the HTTP status was 200; the type is in vendor_code
-        error.message = self._scrub(f"the stream reported {kind or 'an error'}: {error.message}")
+        error.message = self._scrub(f"the {where} reported {kind or 'an error'}: {error.message}")
         error.args = (error.message,)
         return error
 
@@ -425,7 +426,13 @@ def _finish_reason(stop_reason: Any) -> FinishReason:
 
 def _merge_usage(into: dict[str, Any], usage: Any) -> None:
     if isinstance(usage, Mapping):
-        into.update({k: v for k, v in usage.items() if isinstance(v, int) and v >= 0})
+        into.update(
+            {
+                k: v
+                for k, v in usage.items()
+                if isinstance(v, int) and not isinstance(v, bool) and v >= 0
+            }
+        )
 
 
 def _usage(usage: Mapping[str, Any]) -> Usage:
@@ -436,8 +443,7 @@ def _usage(usage: Mapping[str, Any]) -> Usage:
         return value if isinstance(value, int) and not isinstance(value, bool) else None
 
     parts = [
-        count(n)
-        for n in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+        count(n) for n in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
     ]
     known = [p for p in parts if p is not None]
     return Usage(

@@ -63,11 +63,13 @@ __all__ = [
     "StreamState",
     "build_body",
     "error_from_payload",
+    "load_chunk",
     "map_finish_reason",
     "openai_error_parser",
     "parse_completion",
     "parse_usage",
     "quota_not_retryable",
+    "reject_unknown",
     "scrub_error",
 ]
 
@@ -344,7 +346,9 @@ def parse_completion(
     message = choice.get("message")
     if not isinstance(message, Mapping):
         raise malformed("has no choices[0].message")
-    text = _content_text(message.get("content"), "choices[0].message", provider=provider, model=model)
+    text = _content_text(
+        message.get("content"), "choices[0].message", provider=provider, model=model
+    )
     refusal = message.get("refusal")
     if isinstance(refusal, str) and refusal and not text:
         raise _refused(refusal, provider=provider, model=model)
@@ -399,8 +403,10 @@ class StreamState:
             delta = choice.get("delta")
             if isinstance(delta, Mapping):
                 text += _content_text(
-                    delta.get("content"), "a stream chunk's delta",
-                    provider=self.provider, model=self.model,
+                    delta.get("content"),
+                    "a stream chunk's delta",
+                    provider=self.provider,
+                    model=self.model,
                 )
                 if isinstance(delta.get("refusal"), str):
                     self.refusal += delta["refusal"]
@@ -451,6 +457,8 @@ class OpenAIProvider(ChatProvider):
     streams_natively: ClassVar[bool] = True
     secret_headers: ClassVar[frozenset[str]] = frozenset({"authorization"})
     default_base_url: ClassVar[str | None] = DEFAULT_BASE_URL
+    #: Named in the error when there is no base_url and no default.
+    base_url_hint: ClassVar[str] = "the service's API URL"
 
     _options: OpenAIOptions
     _base: str
@@ -465,8 +473,8 @@ class OpenAIProvider(ChatProvider):
         base = self.base_url or self.default_base_url
         if not base:
             raise ConfigError(
-                f"{owner} needs a base_url: set base_url (or base_url_env) for this provider "
-                "in providers.yaml"
+                f"{owner} needs {self.base_url_hint} as base_url: set base_url for this "
+                "provider in providers.yaml, or the environment variable its base_url_env names"
             )
         self._base = base.rstrip("/")
         self._headers = {
@@ -576,7 +584,9 @@ class OpenAIProvider(ChatProvider):
                     if event.data.strip() == "[DONE]":
                         done = True
                         continue
-                    text = state.feed(load_chunk(event.data, provider=client.provider, model=request.model))
+                    text = state.feed(
+                        load_chunk(event.data, provider=client.provider, model=request.model)
+                    )
                     if text:
                         yield TextDelta(text)
             if not done:

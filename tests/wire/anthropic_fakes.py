@@ -6,13 +6,15 @@ The shapes follow the Messages API reference (``type: message`` replies, the
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from typing import Any
 
-from tests.loopback import Reply, sse
+from tests.loopback import LoopbackServer, Reply, sse
 
 __all__ = [
     "MODEL",
+    "FastLoopbackServer",
     "error_body",
     "error_reply",
     "message_body",
@@ -20,7 +22,26 @@ __all__ = [
     "stream_reply",
 ]
 
-MODEL = "claude-sonnet-4-5-20250929"
+#: Not one the SDK marks deprecated (it warns, and warnings are errors here).
+MODEL = "claude-sonnet-4-6"
+
+
+class FastLoopbackServer(LoopbackServer):
+    """A ``LoopbackServer`` whose ``stop()`` returns in milliseconds, not half a second.
+
+    Why: ``serve_forever`` polls for shutdown every 0.5 s by default, which costs every test
+    half a second in teardown. Drop this once tests/loopback.py passes a short poll_interval.
+    """
+
+    def start(self) -> FastLoopbackServer:
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def __enter__(self) -> FastLoopbackServer:
+        return self.start()
 
 
 def message_body(

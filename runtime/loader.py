@@ -1,0 +1,505 @@
+"""YAML text -> positions -> JSON Schema check -> config objects; every error has file:line:column.
+
+``load_catalog`` reads providers.yaml and models.yaml (found by argument, environment
+variable, current directory or the bundled copy, in that order), checks them against the
+JSON Schemas generated from ``runtime.config``, builds the pydantic objects and checks the
+references between them. Every problem of both files is collected and raised at once as one
+``ConfigError``; nothing is returned half-loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any, Literal
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError as SchemaError
+from pydantic import BaseModel, ValidationError
+
+from . import resources
+from .config import (
+    _DOTTED,
+    _ENV_NAME,
+    _NAME,
+    Catalog,
+    ModelConfig,
+    ProviderConfig,
+    RuntimeSettings,
+    models_file_schema,
+    providers_file_schema,
+)
+from .errors import ConfigError, ConfigProblem
+from .providers import registry
+from .suggest import did_you_mean
+from .yamlpos import Path, PositionMap, YAMLReadError, format_path, load_yaml_file
+
+__all__ = [
+    "ENV_VARS",
+    "Kind",
+    "file_schema",
+    "load_catalog",
+    "resolve_path",
+    "schema_text",
+    "write_schemas",
+]
+
+Kind = Literal["providers", "models"]
+
+#: Environment variables that name the files when no path is passed.
+ENV_VARS: dict[Kind, str] = {
+    "providers": "LLM_RUNTIME_PROVIDERS",
+    "models": "LLM_RUNTIME_MODELS",
+}
+_FILE_NAMES: dict[Kind, str] = {"providers": "providers.yaml", "models": "models.yaml"}
+_PATTERN_HINTS = {
+    _ENV_NAME: "is not an environment variable name (letters, digits and _, not starting "
+    "with a digit)",
+    _DOTTED: "is not a dotted import path like package.module.Class",
+    _NAME: "is not a valid name (letters, digits and . _ : / @ + -, starting with a letter "
+    "or digit)",
+}
+_TYPE_NAMES = {
+    "string": "a string",
+    "number": "a number",
+    "integer": "an integer",
+    "boolean": "a boolean (true or false)",
+    "object": "a mapping",
+    "array": "a list",
+    "null": "null",
+}
+
+# --------------------------------------------------------------------------- schemas
+
+
+def file_schema(kind: Kind) -> dict[str, Any]:
+    """The JSON Schema (2020-12) of providers.yaml or models.yaml, generated from config."""
+    return providers_file_schema() if kind == "providers" else models_file_schema()
+
+
+def schema_text(kind: Kind) -> str:
+    """``file_schema(kind)`` as the committed file holds it: indented JSON and a newline."""
+    return json.dumps(file_schema(kind), indent=2) + "\n"
+
+
+def write_schemas(directory: str | os.PathLike[str]) -> list[pathlib.Path]:
+    """Write ``providers.schema.json`` and ``models.schema.json`` into ``directory``."""
+    target = pathlib.Path(directory)
+    target.mkdir(parents=True, exist_ok=True)
+    written = []
+    for kind in ("providers", "models"):
+        path = target / f"{kind}.schema.json"
+        path.write_text(schema_text(kind), encoding="utf-8")
+        written.append(path)
+    return written
+
+
+@cache
+def _validator(kind: Kind) -> Draft202012Validator:
+    return Draft202012Validator(file_schema(kind))
+
+
+# --------------------------------------------------------------------------- messages
+
+
+def _show(value: Any) -> str:
+    """A value as a config author wrote it: 'text', 3, true, null, a mapping."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return repr(value if len(value) <= 40 else value[:37] + "...")
+    if isinstance(value, int | float):
+        return repr(value)
+    return "a mapping" if isinstance(value, dict) else "a list"
+
+
+def _describe(value: Any) -> str:
+    """``a string ('hot')``, ``an integer (3)``, ``null``, ``a list``."""
+    if value is None:
+        return "null"
+    if isinstance(value, dict | list):
+        return _show(value)
+    kind = {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}
+    return f"{kind.get(type(value), type(value).__name__)} ({_show(value)})"
+
+
+def _either(types: Iterable[str]) -> str:
+    names = list(dict.fromkeys(_TYPE_NAMES.get(t, t) for t in types))
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
+
+
+def _hint(suggestion: str | None) -> str:
+    return f" (did you mean {suggestion!r}?)" if suggestion else ""
+
+
+_Found = tuple[Path, str, bool]  # (path, message, point at the key rather than the value)
+
+
+def _explain(error: SchemaError) -> list[_Found]:
+    """One schema error as (path, message, at_key) rows written for a person."""
+    path: Path = tuple(error.absolute_path)
+    rule = error.validator
+    limit: Any = error.validator_value
+    value: Any = error.instance
+    if rule in ("anyOf", "oneOf"):
+        return _explain_choice(error, path)
+    if rule == "additionalProperties" and isinstance(value, dict):
+        known = list(error.schema.get("properties", {})) if isinstance(error.schema, dict) else []
+        return [
+            ((*path, key), f"unknown key {key!r}{_hint(did_you_mean(key, known))}", True)
+            for key in value
+            if key not in known
+        ]
+    if rule == "required" and isinstance(value, dict):
+        return [(path, f"missing required key {k!r}", True) for k in limit if k not in value]
+    if rule == "type":
+        return [(path, f"expected {_either([limit] if isinstance(limit, str) else limit)}, "
+                 f"got {_describe(value)}", False)]  # fmt: skip
+    if rule == "enum" and len(limit) == 1:
+        return [(path, f"must be {_show(limit[0])}, got {_show(value)}", False)]
+    if rule == "enum":
+        return [(path, f"{_show(value)} is not one of {', '.join(map(_show, limit))}", False)]
+    bounds = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">", "exclusiveMaximum": "<"}
+    if rule in bounds:
+        return [(path, f"must be {bounds[str(rule)]} {_show(limit)}, got {_show(value)}", False)]
+    if rule == "pattern":
+        hint = _PATTERN_HINTS.get(limit, f"does not match the pattern {limit}")
+        if "propertyNames" in error.relative_schema_path:  # the key itself is misnamed
+            return [((*path, value), f"{_show(value)} {hint}", True)]
+        return [(path, f"{_show(value)} {hint}", False)]
+    return [(path, error.message, False)]
+
+
+def _explain_choice(error: SchemaError, path: Path) -> list[_Found]:
+    """anyOf/oneOf (nullable fields): report the branch the value was meant for."""
+    branches: dict[Any, list[SchemaError]] = {}
+    for sub in error.context or ():
+        branches.setdefault(sub.relative_schema_path[0], []).append(sub)
+
+    def wrong_type(errors: list[SchemaError]) -> bool:
+        return len(errors) == 1 and errors[0].validator == "type" and not errors[0].relative_path
+
+    for errors in branches.values():
+        if not wrong_type(errors):  # the value has this branch's type: its details matter
+            return [found for sub in errors for found in _explain(sub)]
+    expected: list[str] = []
+    for errors in branches.values():
+        limit: Any = errors[0].validator_value
+        expected.extend([limit] if isinstance(limit, str) else limit)
+    if not expected:
+        return [(path, error.message, False)]
+    return [(path, f"expected {_either(expected)}, got {_describe(error.instance)}", False)]
+
+
+# --------------------------------------------------------------------------- one file
+
+
+@dataclass
+class _Source:
+    """One file as read: its top-level mapping, positions, and the problems found in it."""
+
+    file: str
+    kind: Kind
+    data: dict[str, Any] | None = None
+    positions: PositionMap = field(default_factory=PositionMap)
+    problems: list[ConfigProblem] = field(default_factory=list)
+    bad: set[str] = field(default_factory=set)  # names of entries with problems
+    bad_settings: bool = False
+
+    def problem(self, path: Path, message: str, *, at_key: bool = False) -> None:
+        line, column = self.positions.key(path) if at_key else self.positions.value(path)
+        self.problems.append(ConfigProblem(self.file, line, column, format_path(path), message))
+        if len(path) >= 2 and path[0] == self.kind:
+            self.bad.add(str(path[1]))
+        elif path and path[0] == "settings":
+            self.bad_settings = True
+
+    def entries(self) -> dict[str, Any] | None:
+        """The ``providers:`` / ``models:`` mapping, or None when the file gives none."""
+        section = self.data.get(self.kind) if self.data is not None else None
+        return section if isinstance(section, dict) else None
+
+
+def _read(path: str | os.PathLike[str], kind: Kind) -> _Source:
+    """Read and schema-check one file; problems are kept on the returned source."""
+    source = _Source(str(path), kind)
+    try:
+        data, source.positions = load_yaml_file(path)
+    except YAMLReadError as exc:
+        for p in exc.problems:
+            source.problems.append(
+                ConfigProblem(source.file, p.line, p.column, format_path(p.path), p.message)
+            )
+        return source
+    if data is None:
+        source.problem((), f"the file is empty: it should be a mapping with a '{kind}:' key")
+        return source
+    if not isinstance(data, dict):
+        source.problem((), f"the top level must be a mapping with a '{kind}:' key, "
+                       f"got {_describe(data)}")  # fmt: skip
+        return source
+    source.data = data
+    for error in _validator(kind).iter_errors(data):
+        for error_path, message, at_key in _explain(error):
+            source.problem(error_path, message, at_key=at_key)
+    return source
+
+
+def _same_file(a: str | os.PathLike[str], b: pathlib.Path) -> bool:
+    try:
+        return pathlib.Path(a).resolve() == b.resolve()
+    except (OSError, RuntimeError):
+        return False
+
+
+def _read_chain(path: str | os.PathLike[str], kind: Kind) -> list[_Source]:
+    """The file at ``path``, preceded by the bundled file when it says ``extends: bundled``."""
+    source = _read(path, kind)
+    if source.data is None or "extends" not in source.data:
+        return [source]
+    extends = source.data.pop("extends")
+    bundled = resources.bundled_path(_FILE_NAMES[kind])
+    if extends != "bundled":
+        return [source]  # the schema check has reported the value
+    if _same_file(path, bundled):
+        source.problem(("extends",), "the bundled file cannot extend itself", at_key=True)
+        return [source]
+    base = _read(bundled, kind)
+    if base.data is not None and base.data.pop("extends", None) is not None:
+        base.problem(("extends",), "the bundled file cannot extend itself", at_key=True)
+    return [base, source]
+
+
+# --------------------------------------------------------------------------- merged entries
+
+
+@dataclass
+class _Section:
+    """Entries of one kind merged over a chain of files; each remembers its file."""
+
+    raw: dict[str, tuple[Any, _Source]] = field(default_factory=dict)
+    built: dict[str, tuple[Any, _Source]] = field(default_factory=dict)
+    complete: bool = True  # False when a file gave no readable entries: names are unknown
+
+
+def _merge(chain: list[_Source], kind: Kind) -> _Section:
+    section = _Section()
+    for source in chain:
+        entries = source.entries()
+        if entries is None:
+            section.complete = False
+            continue
+        for name, entry in entries.items():
+            section.raw[name] = (entry, source)  # a later file replaces the entry whole
+    return section
+
+
+def _pydantic_problems(source: _Source, base: Path, exc: ValidationError) -> None:
+    for err in exc.errors():
+        message = str(err["msg"]).removeprefix("Value error, ")
+        source.problem((*base, *err["loc"]), message)
+
+
+def _build(section: _Section, kind: Kind, cls: type[BaseModel], key_field: str) -> None:
+    for name, (entry, source) in section.raw.items():
+        if name in source.bad or not isinstance(entry, dict):
+            continue
+        try:
+            section.built[name] = (cls.model_validate({**entry, key_field: name}), source)
+        except ValidationError as exc:
+            _pydantic_problems(source, (kind, name), exc)
+
+
+def _settings(chain: list[_Source]) -> RuntimeSettings | None:
+    merged: dict[str, Any] = {}
+    origin: dict[str, _Source] = {}
+    for source in chain:
+        value = source.data.get("settings") if source.data is not None else None
+        if not isinstance(value, dict) or source.bad_settings:
+            continue
+        for key, item in value.items():  # merged key by key: a later file's key wins
+            merged[key] = item
+            origin[key] = source
+    try:
+        return RuntimeSettings.model_validate(merged)
+    except ValidationError as exc:
+        for err in exc.errors():
+            loc = err["loc"]
+            where = (origin.get(str(loc[0])) if loc else None) or chain[-1]
+            where.problem(("settings", *loc), str(err["msg"]).removeprefix("Value error, "))
+        return None
+
+
+# --------------------------------------------------------------------------- references
+
+
+def _strings(value: Any) -> list[tuple[int, str]]:
+    """The string items of a list, with their index (other values: the schema reported)."""
+    return (
+        [(i, v) for i, v in enumerate(value) if isinstance(v, str)]
+        if isinstance(value, list)
+        else []
+    )
+
+
+def _check_references(providers: _Section, models: _Section) -> None:
+    """Check names that point elsewhere; raw entries, so a broken entry is checked too."""
+    provider_names = sorted(set(providers.raw) | set(registry.registered_providers()))
+    model_ids = list(models.raw)
+    for mid, (entry, source) in models.raw.items():
+        if not isinstance(entry, dict):
+            continue
+        base: Path = ("models", mid)
+        provider = entry.get("provider")
+        if isinstance(provider, str) and providers.complete and provider not in provider_names:
+            hint = _hint(did_you_mean(provider, provider_names))
+            source.problem((*base, "provider"), f"unknown provider {provider!r}{hint}")
+        for i, fallback in _strings(entry.get("fallbacks")):
+            if fallback == mid:
+                source.problem((*base, "fallbacks", i), "a model cannot be its own fallback")
+            elif models.complete and fallback not in models.raw:
+                hint = _hint(did_you_mean(fallback, model_ids))
+                source.problem((*base, "fallbacks", i), f"unknown model {fallback!r}{hint}")
+        unsupported = _strings(entry.get("unsupported_params"))
+        for kind in ("fixed_params", "extra_params"):
+            params = entry.get(kind)
+            if not isinstance(params, dict):
+                continue
+            for i, param in unsupported:
+                if param in params:
+                    source.problem(
+                        (*base, "unsupported_params", i),
+                        f"{param!r} is both in {kind} and in unsupported_params",
+                    )
+    _check_cycles(models)
+
+
+def _check_cycles(models: _Section) -> None:
+    """Report each fallback cycle once, at the fallback entry that closes it."""
+    graph = {
+        mid: [
+            (i, fb) for i, fb in _strings(entry.get("fallbacks")) if fb != mid and fb in models.raw
+        ]
+        for mid, (entry, _) in models.raw.items()
+        if isinstance(entry, dict)
+    }
+    state: dict[str, int] = {}  # 1: on the current chain, 2: finished
+    for start in graph:
+        if start in state:
+            continue
+        chain = [start]
+        state[start] = 1
+        stack: list[tuple[str, Iterator[tuple[int, str]]]] = [(start, iter(graph[start]))]
+        while stack:  # iterative: a long fallback chain must not hit the recursion limit
+            node, edges = stack[-1]
+            for i, nxt in edges:
+                if nxt not in graph:
+                    continue
+                if state.get(nxt) == 1:
+                    cycle = " -> ".join([*chain[chain.index(nxt) :], nxt])
+                    models.raw[node][1].problem(
+                        ("models", node, "fallbacks", i), f"fallback cycle: {cycle}"
+                    )
+                elif nxt not in state:
+                    state[nxt] = 1
+                    chain.append(nxt)
+                    stack.append((nxt, iter(graph[nxt])))
+                    break
+            else:
+                state[node] = 2
+                chain.pop()
+                stack.pop()
+
+
+def _check_strict(providers: _Section, models: _Section, environ: Mapping[str, str]) -> None:
+    """Import each used provider class; check that each model's key variable is set."""
+    registered = registry.registered_providers()
+    used = {model.provider for model, _ in models.built.values()}
+    for name in sorted(used):
+        if name in registered or name not in providers.built:
+            continue  # a class registered in code wins over the YAML `class:`
+        config, source = providers.built[name]
+        try:
+            registry.import_provider_class(config.class_path)
+        except registry.ProviderImportError as exc:
+            source.problem(("providers", name, "class"), str(exc))
+    for mid, (model, source) in models.built.items():
+        variable = model.requires_api_key_env
+        if variable is None and model.provider in providers.built:
+            variable = providers.built[model.provider][0].api_key_env
+        if variable is None:
+            continue
+        value = environ.get(variable)
+        if value is None:
+            source.problem(
+                ("models", mid), f"environment variable {variable} is not set", at_key=True
+            )
+        elif not value.strip():
+            source.problem(
+                ("models", mid), f"environment variable {variable} is empty", at_key=True
+            )
+
+
+# --------------------------------------------------------------------------- the entry point
+
+
+def resolve_path(
+    kind: Kind, explicit: str | os.PathLike[str] | None, environ: Mapping[str, str]
+) -> str | os.PathLike[str]:
+    """Which file to read: the argument, else $LLM_RUNTIME_<KIND>, else ./<kind>.yaml, else
+    the bundled file."""
+    if explicit is not None:
+        return explicit
+    from_env = environ.get(ENV_VARS[kind])
+    if from_env:
+        return from_env
+    local = pathlib.Path(_FILE_NAMES[kind])
+    if local.is_file():
+        return local
+    return resources.bundled_path(_FILE_NAMES[kind])
+
+
+def load_catalog(
+    providers: str | os.PathLike[str] | None = None,
+    models: str | os.PathLike[str] | None = None,
+    *,
+    strict: bool = False,
+    environ: Mapping[str, str] | None = None,
+) -> Catalog:
+    """Load, check and build the catalog; raise ConfigError listing every problem at once.
+
+    ``strict`` also imports each used provider class and checks that the API key variable of
+    every model is set in ``environ`` (default ``os.environ``, which also serves discovery).
+    """
+    env = os.environ if environ is None else environ
+    provider_chain = _read_chain(resolve_path("providers", providers, env), "providers")
+    model_chain = _read_chain(resolve_path("models", models, env), "models")
+    provider_section = _merge(provider_chain, "providers")
+    model_section = _merge(model_chain, "models")
+    _build(provider_section, "providers", ProviderConfig, "name")
+    _build(model_section, "models", ModelConfig, "id")
+    settings = _settings(provider_chain)
+    _check_references(provider_section, model_section)
+    if strict:
+        _check_strict(provider_section, model_section, env)
+
+    chain = [*provider_chain, *model_chain]
+    order = {source.file: i for i, source in reversed(list(enumerate(chain)))}
+    problems = sorted(
+        dict.fromkeys(p for source in chain for p in source.problems),
+        key=lambda p: (order.get(p.file, 0), p.line, p.column),
+    )
+    if problems or settings is None:
+        raise ConfigError(problems)
+    return Catalog(
+        providers={name: config for name, (config, _) in provider_section.built.items()},
+        models={mid: config for mid, (config, _) in model_section.built.items()},
+        settings=settings,
+        sources=tuple(dict.fromkeys(source.file for source in chain)),
+    )

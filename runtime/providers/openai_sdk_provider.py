@@ -1,0 +1,295 @@
+"""OpenAI Chat Completions through the official ``openai`` package (the ``openai`` extra).
+
+The SDK is imported when the provider is built, never when this module is imported. Its
+retries are off (the runtime owns retries) and it sends through the runtime's HTTP pool:
+an ``HTTPClient`` is created and its underlying client handed to ``openai.AsyncOpenAI``.
+The request body and the reading of replies, chunks and usage are the wire provider's
+(``runtime.providers.openai_provider``), so both providers send and parse the same JSON.
+Every SDK exception becomes ours in one place, ``_sdk_errors``.
+
+Known difference from the wire provider: the SDK swallows ``data: [DONE]``, so a stream
+that ends without it is only detected when no ``finish_reason`` arrived
+(ProviderConnectionError); a stream cut after the finish reason but before the usage
+chunk ends with empty usage.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from ..errors import (
+    ContentFilteredError,
+    LLMRuntimeError,
+    MalformedResponseError,
+    MissingDependencyError,
+    ProviderConnectionError,
+    ProviderError,
+    ProviderTimeoutError,
+    RuntimeClosedError,
+)
+from ..http import HTTPClient, error_for_status
+from ..types import ChatRequest, ProviderResponse, StreamEvent, TextDelta
+from .base import ChatProvider
+from .openai_provider import (
+    _KNOWN_OPTIONS,
+    DEFAULT_BASE_URL,
+    OpenAIOptions,
+    StreamState,
+    build_body,
+    error_from_payload,
+    openai_error_parser,
+    parse_completion,
+    quota_not_retryable,
+    reject_unknown,
+    scrub_error,
+)
+
+if TYPE_CHECKING:
+    import openai
+
+__all__ = ["OpenAISDKProvider"]
+
+_PATH = "/chat/completions"
+
+
+class OpenAISDKProvider(ChatProvider):
+    """OpenAI Chat Completions via ``openai.AsyncOpenAI`` (retries off, shared HTTP pool).
+
+    Takes the same options as ``OpenAIProvider``: ``organization``, ``project``,
+    ``headers``, ``max_connections``, ``stream_usage``. Unlike a bare ``AsyncOpenAI``, it
+    does not read OPENAI_BASE_URL / OPENAI_ORG_ID / OPENAI_PROJECT_ID from the
+    environment: the YAML says everything. Without an API key no Authorization header is
+    sent (local servers).
+    """
+
+    streams_natively: ClassVar[bool] = True
+    secret_headers: ClassVar[frozenset[str]] = frozenset({"authorization"})
+
+    _options: OpenAIOptions
+    _base: str
+    _http: HTTPClient
+    _sdk: Any  # the openai module
+    _create_params: frozenset[str]
+
+    def _initialize_client(self, **kwargs: Any) -> None:
+        options = dict(kwargs)
+        owner = type(self).__name__
+        self._options = OpenAIOptions.take(options, owner)
+        reject_unknown(options, owner, _KNOWN_OPTIONS)
+        try:
+            import openai
+        except ImportError as exc:
+            raise MissingDependencyError(
+                "openai", "openai", purpose="the OpenAI SDK provider (OpenAISDKProvider)"
+            ) from exc
+        self._sdk = openai
+        base = self._base = (self.base_url or DEFAULT_BASE_URL).rstrip("/")
+        self._http = HTTPClient(
+            base_url=base,
+            provider=self.provider_name or None,
+            error_parser=openai_error_parser,
+            max_connections=self._options.max_connections,
+            secrets=(self.api_key,) if self.api_key else (),
+        )
+        omit = openai.Omit()
+        headers: dict[str, Any] = {
+            # Omit() removes what the SDK would add from the environment or a dummy key.
+            "OpenAI-Organization": self._options.organization or omit,
+            "OpenAI-Project": self._options.project or omit,
+            **self._options.headers,
+        }
+        if not self.api_key:
+            headers["Authorization"] = omit
+        client = openai.AsyncOpenAI(
+            # The SDK refuses to start without a key; local servers need none, so a
+            # placeholder goes in and the header is omitted above.
+            api_key=self.api_key or "no-key",
+            organization=self._options.organization,
+            project=self._options.project,
+            base_url=base,
+            default_headers=headers,
+            max_retries=0,
+            http_client=self._http.raw,
+        )
+        self._client = client
+        self._create_params = frozenset(
+            inspect.signature(client.chat.completions.create).parameters
+        ) - {"extra_headers", "extra_query", "extra_body", "timeout"}
+
+    def describe_request(self, request: ChatRequest, *, stream: bool = False) -> dict[str, Any]:
+        """The method, URL, our headers and the JSON this provider would send.
+
+        The SDK adds its own headers (user-agent, x-stainless-*) on top of these.
+        """
+        headers = {"content-type": "application/json"}
+        if self.api_key:
+            headers["authorization"] = f"Bearer {self.api_key}"
+        if self._options.organization:
+            headers["openai-organization"] = self._options.organization
+        if self._options.project:
+            headers["openai-project"] = self._options.project
+        headers.update(self._options.headers)
+        return {
+            "method": "POST",
+            "url": f"{self._base}{_PATH}",
+            "headers": headers,
+            "json": build_body(request, stream=stream, stream_usage=self._options.stream_usage),
+        }
+
+    async def aclose(self) -> None:
+        """Close the HTTP pool (which the SDK client uses)."""
+        self._client = None
+        await self._http.aclose()
+
+    def _sdk_client(self) -> openai.AsyncOpenAI:
+        client = self._client
+        if client is None or self._http.closed:
+            raise RuntimeClosedError(f"{type(self).__name__} was used after aclose()")
+        self._http.provider = self.provider_name or None
+        return client  # type: ignore[no-any-return]
+
+    def _create_kwargs(self, request: ChatRequest, stream: bool) -> dict[str, Any]:
+        """Keyword arguments of ``chat.completions.create``: the wire body, split.
+
+        Parameters the SDK knows go as keywords; the rest (vendor extensions) go in
+        ``extra_body`` so the JSON sent equals the wire provider's.
+        """
+        body = build_body(request, stream=stream, stream_usage=self._options.stream_usage)
+        kwargs = {k: v for k, v in body.items() if k in self._create_params}
+        extra = {k: v for k, v in body.items() if k not in self._create_params}
+        if extra:
+            kwargs["extra_body"] = extra
+        if request.connect_timeout is not None or request.read_timeout is not None:
+            base = self._http.raw.timeout
+            connect = request.connect_timeout or base.connect
+            read = request.read_timeout or base.read
+            kwargs["timeout"] = self._sdk.Timeout(read, connect=connect, pool=connect)
+        return kwargs
+
+    @contextmanager
+    def _sdk_errors(self, model: str) -> Iterator[None]:
+        """Map every exception the SDK raises to ours (the one place that does)."""
+        sdk = self._sdk
+        provider = self.provider_name or None
+        common: dict[str, Any] = {"provider": provider, "model": model}
+        secrets = (self.api_key,)
+        with quota_not_retryable():  # outermost: it sees the errors mapped below
+            try:
+                yield
+            except LLMRuntimeError:
+                raise
+            except sdk.APIStatusError as exc:
+                raise self._status_error(exc, model) from exc
+            except sdk.APITimeoutError as exc:
+                raise scrub_error(
+                    ProviderTimeoutError(_describe(exc, f"POST {_PATH} timed out"), **common),
+                    secrets,
+                ) from exc
+            except sdk.APIConnectionError as exc:
+                raise scrub_error(
+                    ProviderConnectionError(_describe(exc, f"POST {_PATH} failed"), **common),
+                    secrets,
+                ) from exc
+            except sdk.APIResponseValidationError as exc:
+                raise MalformedResponseError(
+                    f"the reply does not match the Chat Completions schema: {exc.message}", **common
+                ) from exc
+            except sdk.APIError as exc:  # an error event inside a stream (no HTTP status)
+                raise error_from_payload(
+                    {"error": exc.body if exc.body is not None else {"message": exc.message}},
+                    provider=provider,
+                    model=model,
+                    secrets=secrets,
+                    where="the stream",
+                ) from exc
+            except sdk.ContentFilterFinishReasonError as exc:
+                raise ContentFilteredError(str(exc), **common) from exc
+            except sdk.OpenAIError as exc:
+                raise scrub_error(
+                    ProviderError(f"the openai SDK failed: {type(exc).__name__}: {exc}", **common),
+                    secrets,
+                ) from exc
+            except ValueError as exc:  # the SDK's json.loads of a reply or an SSE data line
+                raise MalformedResponseError(
+                    f"the reply is not valid JSON: {type(exc).__name__}: {exc}", **common
+                ) from exc
+
+    def _status_error(self, exc: Any, model: str) -> ProviderError:
+        """Our error for an ``APIStatusError``, read from the HTTP reply as the seam does."""
+        try:
+            body: bytes = exc.response.content
+        except Exception:  # the SDK did not read the body (httpx's ResponseNotRead)
+            body = json.dumps({"error": exc.body}).encode()
+        err = error_for_status(
+            exc.status_code,
+            exc.response.headers,
+            body,
+            provider=self.provider_name or None,
+            model=model,
+            parse=openai_error_parser,
+        )
+        return scrub_error(err, (self.api_key,))
+
+    def _as_dict(self, obj: Any, model: str) -> Any:
+        to_dict = getattr(obj, "to_dict", None)
+        if to_dict is None:  # the SDK hands back text when the reply is not JSON
+            snippet = str(obj)[:200]
+            raise MalformedResponseError(
+                f"the reply is not JSON: {snippet!r}",
+                provider=self.provider_name or None,
+                model=model,
+            )
+        return to_dict()
+
+    async def chat(self, request: ChatRequest) -> ProviderResponse:
+        """One non-streamed call through ``chat.completions.create``."""
+        client = self._sdk_client()
+        kwargs = self._create_kwargs(request, stream=False)
+        with self._sdk_errors(request.model):
+            completion = await client.chat.completions.create(**kwargs)
+            return parse_completion(
+                self._as_dict(completion, request.model),
+                provider=self.provider_name or None,
+                model=request.model,
+                secrets=(self.api_key,),
+            )
+
+    async def stream_chat(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
+        """Stream text deltas, then one StreamEnd.
+
+        A stream that ends with no ``finish_reason`` raises ProviderConnectionError.
+        """
+        client = self._sdk_client()
+        kwargs = self._create_kwargs(request, stream=True)
+        state = StreamState(self.provider_name or None, request.model, (self.api_key,))
+        with self._sdk_errors(request.model):
+            stream = await client.chat.completions.create(**kwargs)
+            try:
+                async for chunk in stream:
+                    text = state.feed(self._as_dict(chunk, request.model))
+                    if text:
+                        yield TextDelta(text)
+            finally:
+                await stream.close()
+            if state.finish_reason is None:
+                raise ProviderConnectionError(
+                    "the stream ended without a finish reason: the connection was cut short; "
+                    "the answer may be incomplete",
+                    provider=self.provider_name or None,
+                    model=request.model,
+                )
+            end = state.end()
+        yield end
+
+
+def _describe(exc: BaseException, what: str) -> str:
+    """``what`` plus the transport error underneath the SDK's generic message."""
+    cause = exc.__cause__ or exc.__context__
+    if cause is None:
+        return what
+    detail = str(cause)
+    return f"{what}: {type(cause).__name__}" + (f": {detail}" if detail else "")

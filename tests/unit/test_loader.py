@@ -1,0 +1,805 @@
+"""The loader: YAML files -> Catalog, every problem reported at once with file:line:column."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from runtime import loader, resources
+from runtime.config import Catalog, RetryConfig, TimeoutConfig
+from runtime.errors import ConfigError
+from runtime.providers.registry import register_provider, unregister_provider
+from runtime.testing import ScriptedProvider
+
+PROVIDERS = """\
+providers:
+  scripted:
+    class: runtime.testing.ScriptedProvider
+    api_key_env: SCRIPTED_API_KEY
+"""
+
+MODELS = """\
+models:
+  small:
+    provider: scripted
+    default_temperature: 0.5
+"""
+
+
+def write(directory: Path, name: str, text: str) -> Path:
+    path = directory / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return path
+
+
+def files(tmp_path: Path, providers: str = PROVIDERS, models: str = MODELS) -> tuple[Path, Path]:
+    return write(tmp_path, "providers.yaml", providers), write(tmp_path, "models.yaml", models)
+
+
+def problems_of(providers: Path, models: Path, **kwargs: object) -> list[str]:
+    """The problems load_catalog reports, one string each (FILE:LINE:COLUMN: path: message)."""
+    with pytest.raises(ConfigError) as info:
+        loader.load_catalog(providers, models, **kwargs)  # type: ignore[arg-type]
+    assert str(info.value).splitlines()[1:] == [f"  {p}" for p in info.value.problems]
+    return [str(p) for p in info.value.problems]
+
+
+def model_problems(tmp_path: Path, models: str) -> list[str]:
+    providers, models_path = files(tmp_path, models=models)
+    return problems_of(providers, models_path)
+
+
+# --------------------------------------------------------------------------- the happy path
+
+
+def test_valid_files_build_the_catalog(tmp_path: Path) -> None:
+    providers, models = files(
+        tmp_path,
+        PROVIDERS + "settings:\n  retry: {max_attempts: 5}\n  timeouts: {connect: 3}\n",
+        MODELS
+        + textwrap.indent(
+            textwrap.dedent("""\
+            big:
+              label: Big one
+              provider: scripted
+              provider_model: vendor-big
+              fallbacks: [small]
+              extra_params: {top_p: 0.9}
+            """),
+            "  ",
+        ),
+    )
+    catalog = loader.load_catalog(providers, models)
+    assert isinstance(catalog, Catalog)
+    assert list(catalog.providers) == ["scripted"]
+    scripted = catalog.providers["scripted"]
+    assert (scripted.name, scripted.class_path, scripted.api_key_env) == (
+        "scripted",
+        "runtime.testing.ScriptedProvider",
+        "SCRIPTED_API_KEY",
+    )
+    assert list(catalog.models) == ["small", "big"]
+    small, big = catalog.models["small"], catalog.models["big"]
+    assert (small.id, small.label, small.provider_model, small.default_temperature) == (
+        "small",
+        "small",
+        "small",
+        0.5,
+    )
+    assert (big.label, big.provider_model, big.fallbacks, big.extra_params) == (
+        "Big one",
+        "vendor-big",
+        ["small"],
+        {"top_p": 0.9},
+    )
+    assert catalog.settings.retry == RetryConfig(max_attempts=5)
+    assert catalog.settings.timeouts == TimeoutConfig(connect=3)
+    assert catalog.sources == (str(providers), str(models))
+
+
+def test_merge_keys_and_anchors_are_supported(tmp_path: Path) -> None:
+    _, models = files(
+        tmp_path,
+        models="""\
+        defaults: &defaults
+          provider: scripted
+          default_max_tokens: 100
+        models:
+          a:
+            <<: *defaults
+            default_max_tokens: 200
+          b: *defaults
+        """,
+    )
+    # `defaults` is not a known top-level key: the anchor has to live somewhere else.
+    assert problems_of(tmp_path / "providers.yaml", models) == [
+        f"{models}:1:1: defaults: unknown key 'defaults'"
+    ]
+    models.write_text(
+        "models:\n"
+        "  a: &a {provider: scripted, default_max_tokens: 100}\n"
+        "  b:\n"
+        "    <<: *a\n"
+        "    default_max_tokens: 200\n",
+        encoding="utf-8",
+    )
+    catalog = loader.load_catalog(tmp_path / "providers.yaml", models)
+    assert catalog.models["a"].default_max_tokens == 100
+    assert catalog.models["b"].default_max_tokens == 200
+    assert catalog.models["b"].provider == "scripted"
+
+
+def test_a_provider_registered_in_code_needs_no_yaml_entry(tmp_path: Path) -> None:
+    providers, models = files(tmp_path, "providers: {}\n", "models:\n  m:\n    provider: in-code\n")
+    register_provider("in-code", ScriptedProvider)
+    try:
+        catalog = loader.load_catalog(providers, models, strict=True, environ={})
+    finally:
+        unregister_provider("in-code")
+    assert catalog.models["m"].provider == "in-code"
+    assert catalog.providers == {}
+
+
+# --------------------------------------------------------------------------- schema problems
+
+
+@pytest.mark.parametrize(
+    ("models", "expected"),
+    [
+        pytest.param(
+            "models:\n  m:\n    provider: scripted\n    lable: x\n",
+            ["4:5: models.m.lable: unknown key 'lable' (did you mean 'label'?)"],
+            id="unknown-key-did-you-mean",
+        ),
+        pytest.param(
+            "models:\n  m:\n    provider: scripted\n    zzz: 1\n",
+            ["4:5: models.m.zzz: unknown key 'zzz'"],
+            id="unknown-key-no-suggestion",
+        ),
+        pytest.param(
+            "models:\n  m:\n    provider: scripted\n    default_temperature: hot\n",
+            ["4:26: models.m.default_temperature: expected a number or null, got a string ('hot')"],
+            id="wrong-type-nullable",
+        ),
+        pytest.param(
+            "models:\n  m:\n    provider: scripted\n    supports_streaming: maybe\n",
+            [
+                "4:25: models.m.supports_streaming: expected a boolean (true or false), "
+                "got a string ('maybe')"
+            ],
+            id="wrong-type",
+        ),
+        pytest.param(
+            "models:\n  m:\n    label: M\n",
+            ["2:3: models.m: missing required key 'provider'"],
+            id="missing-required",
+        ),
+        pytest.param(
+            "models:\n  m:\n    provider: scripted\n    default_temperature: -1\n",
+            ["4:26: models.m.default_temperature: must be >= 0, got -1"],
+            id="minimum",
+        ),
+        pytest.param(
+            "models:\n  m:\n    provider: scripted\n    timeouts: {read: 0}\n",
+            ["4:22: models.m.timeouts.read: must be > 0, got 0"],
+            id="exclusive-minimum-inside-nullable-object",
+        ),
+        pytest.param(
+            "models:\n  m:\n    provider: scripted\n    on_unsupported: x\n",
+            ["4:21: models.m.on_unsupported: 'x' is not one of 'drop', 'error'"],
+            id="enum",
+        ),
+        pytest.param(
+            "models:\n  m:\n    provider: scripted\n    retry: 3\n",
+            ["4:12: models.m.retry: expected a mapping or null, got an integer (3)"],
+            id="object-or-null",
+        ),
+        pytest.param(
+            "models:\n  m:\n    provider: scripted\n    requires_api_key_env: MY-KEY\n",
+            [
+                "4:27: models.m.requires_api_key_env: 'MY-KEY' is not an environment variable "
+                "name (letters, digits and _, not starting with a digit)"
+            ],
+            id="env-name-pattern",
+        ),
+        pytest.param(
+            "models:\n  m:\n    provider: scripted\n    fallbacks: [a, 3]\n",
+            [
+                "4:17: models.m.fallbacks[0]: unknown model 'a'",
+                "4:20: models.m.fallbacks[1]: expected a string, got an integer (3)",
+            ],
+            id="list-item",
+        ),
+        pytest.param(
+            "models:\n  bad name:\n    provider: scripted\n",
+            [
+                "2:3: models.bad name: 'bad name' is not a valid name (letters, digits and "
+                ". _ : / @ + -, starting with a letter or digit)"
+            ],
+            id="entry-name",
+        ),
+        pytest.param(
+            "models:\n  m:\n    provider: scripted\n    fallbacks: [m2, m2]\n  m2:\n"
+            "    provider: scripted\n",
+            ["4:16: models.m.fallbacks: 'm2' is listed twice"],
+            id="pydantic-validator",
+        ),
+        pytest.param(
+            "models: []\n",
+            ["1:9: models: expected a mapping, got a list"],
+            id="section-not-a-mapping",
+        ),
+        pytest.param(
+            "modles: {}\n",
+            [
+                "1:1: missing required key 'models'",
+                "1:1: modles: unknown key 'modles' (did you mean 'models'?)",
+            ],
+            id="misspelt-section",
+        ),
+    ],
+)
+def test_schema_problems_are_positioned(tmp_path: Path, models: str, expected: list[str]) -> None:
+    path = tmp_path / "models.yaml"
+    assert model_problems(tmp_path, models) == [f"{path}:{line}" for line in expected]
+
+
+def test_schema_problems_in_providers_and_settings(tmp_path: Path) -> None:
+    providers, models = files(
+        tmp_path,
+        providers="""\
+        providers:
+          scripted:
+            class: runtime.testing.ScriptedProvider
+            base_ulr: http://x
+          other:
+            class: notdotted
+        settings:
+          retry: {max_attempts: 0}
+          timeout: {}
+        """,
+    )
+    assert problems_of(providers, models) == [
+        f"{providers}:4:5: providers.scripted.base_ulr: unknown key 'base_ulr' "
+        "(did you mean 'base_url'?)",
+        f"{providers}:6:12: providers.other.class: 'notdotted' is not a dotted import path "
+        "like package.module.Class",
+        f"{providers}:8:25: settings.retry.max_attempts: must be >= 1, got 0",
+        f"{providers}:9:3: settings.timeout: unknown key 'timeout' (did you mean 'timeouts'?)",
+    ]
+
+
+# --------------------------------------------------------------------------- references
+
+
+def test_unknown_provider_with_did_you_mean(tmp_path: Path) -> None:
+    models = "models:\n  m:\n    provider: scriptd\n"
+    assert model_problems(tmp_path, models) == [
+        f"{tmp_path / 'models.yaml'}:3:15: models.m.provider: unknown provider 'scriptd' "
+        "(did you mean 'scripted'?)"
+    ]
+
+
+def test_unknown_fallback_and_own_fallback(tmp_path: Path) -> None:
+    models = """\
+    models:
+      small:
+        provider: scripted
+        fallbacks: [smal, small]
+    """
+    assert model_problems(tmp_path, models) == [
+        f"{tmp_path / 'models.yaml'}:4:17: models.small.fallbacks[0]: unknown model 'smal' "
+        "(did you mean 'small'?)",
+        f"{tmp_path / 'models.yaml'}:4:23: models.small.fallbacks[1]: "
+        "a model cannot be its own fallback",
+    ]
+
+
+def test_fallback_cycle_is_reported_once_where_it_closes(tmp_path: Path) -> None:
+    models = """\
+    models:
+      a: {provider: scripted, fallbacks: [b]}
+      b: {provider: scripted, fallbacks: [d, c]}
+      c: {provider: scripted, fallbacks: [a]}
+      d: {provider: scripted}
+    """
+    assert model_problems(tmp_path, models) == [
+        f"{tmp_path / 'models.yaml'}:4:39: models.c.fallbacks[0]: fallback cycle: a -> b -> c -> a"
+    ]
+
+
+def test_parameter_conflicts(tmp_path: Path) -> None:
+    models = """\
+    models:
+      o1:
+        provider: scripted
+        unsupported_params: [temperature, top_p]
+        fixed_params: {temperature: 1}
+        extra_params: {top_p: 0.5}
+    """
+    assert model_problems(tmp_path, models) == [
+        f"{tmp_path / 'models.yaml'}:4:26: models.o1.unsupported_params[0]: "
+        "'temperature' is both in fixed_params and in unsupported_params",
+        f"{tmp_path / 'models.yaml'}:4:39: models.o1.unsupported_params[1]: "
+        "'top_p' is both in extra_params and in unsupported_params",
+    ]
+
+
+def test_problems_of_both_files_are_reported_at_once(tmp_path: Path) -> None:
+    providers, models = files(
+        tmp_path,
+        PROVIDERS + "    retries: 3\n",
+        "models:\n  m:\n    provider: scripted\n    default_max_tokens: 0\n  n:\n"
+        "    provider: nope\n",
+    )
+    with pytest.raises(ConfigError) as info:
+        loader.load_catalog(providers, models)
+    assert str(info.value) == "\n".join(
+        [
+            "3 problems in the configuration:",
+            f"  {providers}:5:5: providers.scripted.retries: unknown key 'retries' "
+            "(did you mean 'retry'?)",
+            f"  {models}:4:25: models.m.default_max_tokens: must be >= 1, got 0",
+            f"  {models}:6:15: models.n.provider: unknown provider 'nope'",
+        ]
+    )
+
+
+# --------------------------------------------------------------------------- reading YAML
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param(
+            "models:\n  m:\n    provider: scripted\n    provider: other\n",
+            "4:5: models.m.provider: duplicate key 'provider' (first defined at line 3)",
+            id="duplicate-key",
+        ),
+        pytest.param(
+            "models:\n  m: [a, b\n",
+            "3:1: YAML syntax error: expected ',' or ']', but got '<stream end>' "
+            "(while parsing a flow sequence started at line 2)",
+            id="syntax-error",
+        ),
+        pytest.param(
+            "models:\n  m:\n    provider: a: b\n",
+            "3:16: YAML syntax error: mapping values are not allowed here",
+            id="syntax-error-colon",
+        ),
+        pytest.param(
+            "", "1:1: the file is empty: it should be a mapping with a 'models:' key", id="empty"
+        ),
+        pytest.param(
+            "# only a comment\n",
+            "1:1: the file is empty: it should be a mapping with a 'models:' key",
+            id="only-comment",
+        ),
+        pytest.param(
+            "- a\n- b\n",
+            "1:1: the top level must be a mapping with a 'models:' key, got a list",
+            id="top-level-list",
+        ),
+        pytest.param(
+            "just text\n",
+            "1:1: the top level must be a mapping with a 'models:' key, got a string ('just text')",
+            id="top-level-scalar",
+        ),
+        pytest.param(
+            "models:\n  1: {provider: scripted}\n",
+            '2:3: models: mapping key 1 is read as a number, not as text: quote it ("1")',
+            id="non-string-key",
+        ),
+        pytest.param(
+            "models:\n  m:\n    provider: !!python/object/apply:os.system [ls]\n",
+            "3:15: models.m.provider: unsupported YAML tag '!!python/object/apply:os.system'",
+            id="python-tag",
+        ),
+        pytest.param(
+            "models:\n  m: !custom {provider: scripted}\n",
+            "2:6: models.m: unsupported YAML tag '!custom'",
+            id="custom-tag",
+        ),
+        pytest.param(
+            "models:\n  m: {provider: scripted, default_max_tokens: !!int many}\n",
+            "2:47: models.m.default_max_tokens: cannot read 'many' as !!int",
+            id="bad-explicit-tag",
+        ),
+        pytest.param(
+            "models:\n  m: &m {provider: scripted, options: {self: *m}}\n",
+            "2:6: models.m.options.self: recursive alias: this value contains itself",
+            id="recursive-alias",
+        ),
+        pytest.param(
+            "models:\n  m: {provider: *nowhere}\n",
+            "2:17: YAML syntax error: found undefined alias 'nowhere'",
+            id="undefined-alias",
+        ),
+        pytest.param(
+            "models: {}\n---\nmodels: {}\n",
+            "2:1: YAML syntax error: but found another document "
+            "(expected a single document in the stream started at line 1)",
+            id="two-documents",
+        ),
+        pytest.param(
+            "models:\n  m:\n    label: a\x01b\n",
+            "3:13: control character U+0001 is not allowed in YAML",
+            id="control-character",
+        ),
+    ],
+)
+def test_yaml_problems(tmp_path: Path, text: str, expected: str) -> None:
+    assert model_problems(tmp_path, text) == [f"{tmp_path / 'models.yaml'}:{expected}"]
+
+
+def test_every_duplicate_key_is_reported(tmp_path: Path) -> None:
+    text = "models:\n  m: {provider: scripted}\n  m: {provider: x}\n  m: {}\n"
+    path = tmp_path / "models.yaml"
+    assert model_problems(tmp_path, text) == [
+        f"{path}:3:3: models.m: duplicate key 'm' (first defined at line 2)",
+        f"{path}:4:3: models.m: duplicate key 'm' (first defined at line 2)",
+    ]
+
+
+def test_binary_junk_is_refused(tmp_path: Path) -> None:
+    providers, _ = files(tmp_path)
+    models = tmp_path / "models.yaml"
+    models.write_bytes(b"models:\n  m: \x89PNG\r\n\x1a\n\x00\xff")
+    assert problems_of(providers, models) == [
+        f"{models}:2:6: not UTF-8 text (byte 0x89): save the file as UTF-8"
+    ]
+
+
+def test_alias_bomb_is_refused_early(tmp_path: Path) -> None:
+    lines = ['a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    previous = "a"
+    for name in "bcdefghi":
+        lines.append(f"{name}: &{name} [" + ", ".join([f"*{previous}"] * 9) + "]")
+        previous = name
+    lines.append("models: {m: {provider: scripted, options: {bomb: *i}}}")
+    path = tmp_path / "models.yaml"
+    problems = model_problems(tmp_path, "\n".join(lines) + "\n")
+    assert problems == [
+        f"{path}:1:15: f[0][3][3][7][1][1]: more than 100,000 values "
+        "(an alias counts each time it is used): refusing to read further"
+    ]
+
+
+def test_too_deep_nesting_is_refused(tmp_path: Path) -> None:
+    text = "models: " + "[" * 10_000 + "]" * 10_000 + "\n"
+    assert model_problems(tmp_path, text) == [
+        f"{tmp_path / 'models.yaml'}:1:72: nesting deeper than 64 levels: refusing to read further"
+    ]
+
+
+def test_deep_nesting_within_the_bound_is_fine(tmp_path: Path) -> None:
+    options = "{a: " * 60 + "1" + "}" * 60
+    _, models = files(
+        tmp_path, models=f"models: {{m: {{provider: scripted, options: {options}}}}}\n"
+    )
+    catalog = loader.load_catalog(tmp_path / "providers.yaml", models)
+    assert "a" in catalog.models["m"].options
+
+
+def test_oversized_file_is_refused(tmp_path: Path) -> None:
+    providers, _ = files(tmp_path)
+    models = tmp_path / "models.yaml"
+    models.write_text("models: {}\n" + "#" * (1024 * 1024) + "\n", encoding="utf-8")
+    assert problems_of(providers, models) == [
+        f"{models}:1:1: file is larger than 1 MiB: refusing it"
+    ]
+
+
+def test_missing_file_is_a_config_problem(tmp_path: Path) -> None:
+    providers, _ = files(tmp_path)
+    missing = tmp_path / "nope.yaml"
+    assert problems_of(providers, missing) == [
+        f"{missing}:1:1: cannot read the file: No such file or directory"
+    ]
+
+
+# --------------------------------------------------------------------------- strict
+
+
+@pytest.mark.parametrize(
+    ("class_path", "message"),
+    [
+        pytest.param(
+            "runtime.no_such_module.Provider",
+            "cannot import module 'runtime.no_such_module': No module named "
+            "'runtime.no_such_module'",
+            id="not-importable",
+        ),
+        pytest.param(
+            "runtime.testing.NoSuchClass",
+            "module 'runtime.testing' has no attribute 'NoSuchClass'",
+            id="no-such-attribute",
+        ),
+        pytest.param(
+            "runtime.testing.Script",
+            "'runtime.testing.Script' is not a subclass of runtime.providers.base.LLMProvider",
+            id="not-a-provider",
+        ),
+    ],
+)
+def test_strict_imports_the_provider_class(tmp_path: Path, class_path: str, message: str) -> None:
+    providers, models = files(
+        tmp_path, PROVIDERS.replace("runtime.testing.ScriptedProvider", class_path)
+    )
+    env = {"SCRIPTED_API_KEY": "k"}
+    assert loader.load_catalog(providers, models, environ=env).providers["scripted"]
+    assert problems_of(providers, models, strict=True, environ=env) == [
+        f"{providers}:3:12: providers.scripted.class: {message}"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        pytest.param({}, "environment variable SCRIPTED_API_KEY is not set", id="unset"),
+        pytest.param(
+            {"SCRIPTED_API_KEY": " "}, "environment variable SCRIPTED_API_KEY is empty", id="empty"
+        ),
+    ],
+)
+def test_strict_checks_the_key_variable(
+    tmp_path: Path, environ: dict[str, str], message: str
+) -> None:
+    providers, models = files(tmp_path)
+    assert problems_of(providers, models, strict=True, environ=environ) == [
+        f"{models}:2:3: models.small: {message}"
+    ]
+
+
+def test_strict_prefers_the_model_key_variable_and_never_prints_values(tmp_path: Path) -> None:
+    providers, models = files(
+        tmp_path,
+        models=MODELS + "    requires_api_key_env: SMALL_API_KEY\n",
+    )
+    secret = "sk-secret-value"
+    env = {"SCRIPTED_API_KEY": secret}
+    with pytest.raises(ConfigError) as info:
+        loader.load_catalog(providers, models, strict=True, environ=env)
+    assert str(info.value).splitlines()[1:] == [
+        f"  {models}:2:3: models.small: environment variable SMALL_API_KEY is not set"
+    ]
+    assert secret not in str(info.value)
+    catalog = loader.load_catalog(providers, models, strict=True, environ={"SMALL_API_KEY": secret})
+    assert catalog.models["small"].requires_api_key_env == "SMALL_API_KEY"
+
+
+# --------------------------------------------------------------------------- discovery
+
+
+def _pair(directory: Path, provider: str) -> tuple[Path, Path]:
+    providers = write(directory, "providers.yaml", PROVIDERS.replace("scripted:", f"{provider}:"))
+    return providers, write(directory, "models.yaml", "models: {}\n")
+
+
+@pytest.fixture
+def places(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, tuple[Path, Path]]:
+    """Four pairs of files (explicit, env, cwd, bundled); bundled_path points at the last."""
+    found = {
+        place: _pair(tmp_path / place, place) for place in ("explicit", "env", "cwd", "bundled")
+    }
+    monkeypatch.setattr(resources, "bundled_path", lambda name: tmp_path / "bundled" / name)
+    return found
+
+
+def test_discovery_explicit_path_wins(
+    places: dict[str, tuple[Path, Path]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LLM_RUNTIME_PROVIDERS", str(places["env"][0]))
+    monkeypatch.chdir(places["cwd"][0].parent)
+    catalog = loader.load_catalog(*places["explicit"])
+    assert list(catalog.providers) == ["explicit"]
+    assert catalog.sources == tuple(map(str, places["explicit"]))
+
+
+def test_discovery_env_var_then_cwd_per_file(
+    places: dict[str, tuple[Path, Path]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LLM_RUNTIME_PROVIDERS", str(places["env"][0]))
+    monkeypatch.chdir(places["cwd"][0].parent)
+    catalog = loader.load_catalog()
+    assert list(catalog.providers) == ["env"]
+    assert catalog.sources == (str(places["env"][0]), "models.yaml")
+
+
+def test_discovery_environ_argument_is_used(
+    places: dict[str, tuple[Path, Path]], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)  # holds no providers.yaml / models.yaml
+    env = {"LLM_RUNTIME_MODELS": str(places["env"][1]), "LLM_RUNTIME_PROVIDERS": ""}
+    catalog = loader.load_catalog(environ=env)
+    assert catalog.sources == (str(places["bundled"][0]), str(places["env"][1]))
+
+
+def test_discovery_falls_back_to_the_bundled_files(
+    places: dict[str, tuple[Path, Path]], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)  # holds no providers.yaml / models.yaml
+    catalog = loader.load_catalog()
+    assert list(catalog.providers) == ["bundled"]
+    assert catalog.sources == tuple(map(str, places["bundled"]))
+
+
+def test_bundled_path_finds_the_repository_files() -> None:
+    root = Path(resources.__file__).resolve().parent.parent
+    assert resources.bundled_path("schemas/models.schema.json") == (
+        root / "schemas" / "models.schema.json"
+    )
+
+
+# --------------------------------------------------------------------------- extends
+
+
+def test_extends_bundled_merges_and_overrides(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bundled = tmp_path / "bundled"
+    write(
+        bundled,
+        "providers.yaml",
+        PROVIDERS
+        + "  other:\n    class: runtime.testing.ScriptedProvider\n"
+        + "settings:\n  retry: {max_attempts: 4}\n  timeouts: {connect: 1}\n",
+    )
+    write(
+        bundled,
+        "models.yaml",
+        MODELS + "    fallbacks: [large]\n  large:\n    provider: other\n    label: Large\n",
+    )
+    monkeypatch.setattr(resources, "bundled_path", lambda name: bundled / name)
+    providers = write(
+        tmp_path,
+        "providers.yaml",
+        """\
+        extends: bundled
+        providers:
+          other:
+            class: runtime.testing.ScriptedProvider
+            base_url: http://127.0.0.1:9
+        settings:
+          timeouts: {connect: 2}
+        """,
+    )
+    models = write(
+        tmp_path,
+        "models.yaml",
+        """\
+        extends: bundled
+        models:
+          large: {provider: scripted}
+          mine: {provider: other, fallbacks: [small]}
+        """,
+    )
+    catalog = loader.load_catalog(providers, models)
+    assert list(catalog.providers) == ["scripted", "other"]
+    assert catalog.providers["other"].base_url == "http://127.0.0.1:9"
+    assert list(catalog.models) == ["small", "large", "mine"]
+    assert catalog.models["large"].label == "large"  # replaced whole, not merged key by key
+    assert catalog.models["large"].provider == "scripted"
+    assert catalog.models["small"].fallbacks == ["large"]
+    assert catalog.settings.retry == RetryConfig(max_attempts=4)
+    assert catalog.settings.timeouts == TimeoutConfig(connect=2)
+    assert catalog.sources == (
+        str(bundled / "providers.yaml"),
+        str(providers),
+        str(bundled / "models.yaml"),
+        str(models),
+    )
+
+
+def test_without_extends_a_file_replaces_the_bundled_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bundled = tmp_path / "bundled"
+    write(bundled, "models.yaml", "models:\n  gone: {provider: scripted}\n")
+    monkeypatch.setattr(resources, "bundled_path", lambda name: bundled / name)
+    providers, models = files(tmp_path)
+    assert list(loader.load_catalog(providers, models).models) == ["small"]
+
+
+def test_extends_problems_point_at_the_right_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bundled = tmp_path / "bundled"
+    bundled_models = write(bundled, "models.yaml", "models:\n  small: {provider: scripted}\n")
+    monkeypatch.setattr(resources, "bundled_path", lambda name: bundled / name)
+    providers = write(tmp_path, "providers.yaml", PROVIDERS)
+    models = write(
+        tmp_path,
+        "models.yaml",
+        "extends: bundld\nmodels:\n  mine: {provider: scripted, fallbacks: [smal]}\n",
+    )
+    assert problems_of(providers, models) == [
+        f"{models}:1:10: extends: must be 'bundled', got 'bundld'",
+        f"{models}:3:42: models.mine.fallbacks[0]: unknown model 'smal'",
+    ]
+    models.write_text(
+        "extends: bundled\nmodels:\n  mine: {provider: scripted, fallbacks: [smal]}\n",
+        encoding="utf-8",
+    )
+    bundled_models.write_text(
+        "models:\n  small: {provider: scripted, lable: x}\n", encoding="utf-8"
+    )
+    assert problems_of(providers, models) == [
+        f"{bundled_models}:2:31: models.small.lable: unknown key 'lable' (did you mean 'label'?)",
+        f"{models}:3:42: models.mine.fallbacks[0]: unknown model 'smal' (did you mean 'small'?)",
+    ]
+
+
+def test_the_bundled_file_cannot_extend_itself(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    providers, models = files(tmp_path, models="extends: bundled\n" + MODELS)
+    monkeypatch.setattr(resources, "bundled_path", lambda name: tmp_path / name)
+    assert problems_of(providers, models) == [
+        f"{models}:1:1: extends: the bundled file cannot extend itself"
+    ]
+
+
+# --------------------------------------------------------------------------- fuzz
+
+_YAMLISH = st.text(alphabet="models:provider{}[]-&*!<>|'\"#,?\n\t 0123456789.~%@`\\", max_size=200)
+_JSONISH = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=10),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "provider",
+                    "fallbacks",
+                    "m",
+                    "models",
+                    "label",
+                    "retry",
+                    "timeouts",
+                    "read",
+                    "extra_params",
+                    "lable",
+                ]
+            ),
+            children,
+            max_size=4,
+        )
+    ),
+    max_leaves=20,
+)
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    content=st.binary(max_size=200)
+    | _YAMLISH.map(str.encode)
+    | _JSONISH.map(lambda value: yaml.safe_dump({"models": value}).encode())
+    | _JSONISH.map(lambda value: yaml.safe_dump(value).encode()),
+    strict=st.booleans(),
+)
+def test_only_config_error_escapes(tmp_path: Path, content: bytes, strict: bool) -> None:
+    providers = write(tmp_path, "providers.yaml", PROVIDERS)
+    models = tmp_path / "models.yaml"
+    models.write_bytes(content)
+    problems = None
+    try:
+        loader.load_catalog(providers, models, strict=strict, environ={})
+    except ConfigError as exc:
+        problems = exc.problems
+    if problems is not None:
+        assert problems
+    for problem in problems or ():
+        assert problem.line >= 1
+        assert problem.column >= 1
+        assert problem.file in (str(providers), str(models))
