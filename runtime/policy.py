@@ -6,16 +6,33 @@ import asyncio
 import random
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import TypeVar
+from dataclasses import replace
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from .config import LimitsConfig, RetryConfig
-from .errors import ProviderError
+from .config import LimitsConfig, ModelConfig, RetryConfig, TimeoutConfig
+from .errors import (
+    LLMRuntimeError,
+    MalformedResponseError,
+    ProviderError,
+    ProviderTimeoutError,
+)
+from .providers.base import LLMProvider
+from .redact import REDACTED
+from .types import ChatRequest, StreamEnd, TextDelta
 
-__all__ = ["Limiter", "backoff_delay", "merge_layers"]
+__all__ = [
+    "Limiter",
+    "backoff_delay",
+    "foreign_error",
+    "hold_slots",
+    "merge_layers",
+    "timed_events",
+    "with_timeouts",
+]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -119,3 +136,98 @@ class Limiter:
         if self._semaphore is None or self.config.max_concurrency is None:
             return 0
         return self.config.max_concurrency - self._semaphore._value
+
+
+def with_timeouts(request: ChatRequest, timeouts: TimeoutConfig) -> ChatRequest:
+
+    return replace(request, connect_timeout=timeouts.connect, read_timeout=timeouts.read)
+
+
+class hold_slots:
+    """Hold a slot in each limiter, in order; release all on exit or cancellation."""
+
+    def __init__(self, limiters: list[Limiter]) -> None:
+        self._limiters = limiters
+        self._held: list[Any] = []
+
+    async def __aenter__(self) -> None:
+        try:
+            for limiter in self._limiters:
+                cm = limiter.slot()
+                await cm.__aenter__()
+                self._held.append(cm)
+        except BaseException:
+            await self.__aexit__(None, None, None)
+            raise
+
+    async def __aexit__(self, *exc: Any) -> None:
+        while self._held:
+            await self._held.pop().__aexit__(None, None, None)
+
+
+async def timed_events(
+    provider: LLMProvider,
+    request: ChatRequest,
+    cfg: ModelConfig,
+    timeouts: TimeoutConfig,
+    clock: Callable[[], float],
+    *,
+    streaming: bool,
+    provider_name: str,
+) -> AsyncGenerator[TextDelta | StreamEnd, None]:
+    """The provider's events under the first-token, idle-gap and total time limits."""
+    source = (
+        provider.stream_chat(request) if streaming else LLMProvider.stream_chat(provider, request)
+    )
+    start = clock()
+    first = True
+    try:
+        while True:
+            limits = [timeouts.first_token if first else timeouts.idle]
+            if timeouts.total is not None:
+                limits.append(max(0.0, timeouts.total - (clock() - start)))
+            limit = min((x for x in limits if x is not None), default=None)
+            try:
+                async with asyncio.timeout(limit):
+                    event = await source.__anext__()
+            except StopAsyncIteration:
+                raise MalformedResponseError(
+                    "the stream ended without a final event",
+                    provider=provider_name,
+                    model=cfg.id,
+                ) from None
+            except TimeoutError:
+                what = "first token" if first else "next chunk"
+                raise ProviderTimeoutError(
+                    f"stream: no {what} within {limit:g}s", provider=provider_name, model=cfg.id
+                ) from None
+            except LLMRuntimeError:
+                raise
+            except Exception as exc:
+                raise foreign_error(exc, provider_name, cfg.id, provider.api_key) from exc
+            if isinstance(event, TextDelta):
+                first = False
+                yield event
+            elif isinstance(event, StreamEnd):
+                yield event
+                return
+            else:
+                raise ProviderError(
+                    f"stream_chat yielded {type(event).__name__}, not TextDelta or StreamEnd",
+                    provider=provider_name,
+                    model=cfg.id,
+                )
+    finally:
+        aclose = getattr(source, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+def foreign_error(exc: Exception, provider: str, model: str, api_key: str | None) -> ProviderError:
+    """Wrap an exception a provider let escape, with any key scrubbed from its text."""
+    text = str(exc)
+    if api_key:
+        text = text.replace(api_key, REDACTED)
+    return ProviderError(
+        f"the provider raised {type(exc).__name__}: {text}", provider=provider, model=model
+    )

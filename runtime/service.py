@@ -20,9 +20,7 @@ from .config import (
 from .errors import (
     ConfigError,
     ContextLengthExceededError,
-    InvalidRequestError,
     LLMRuntimeError,
-    MalformedResponseError,
     MissingAPIKeyError,
     ProviderError,
     ProviderTimeoutError,
@@ -30,9 +28,19 @@ from .errors import (
     UnknownModelError,
     UnknownProviderError,
 )
-from .policy import Limiter, backoff_delay, merge_layers
+from .policy import (
+    Limiter,
+    backoff_delay,
+    foreign_error,
+    hold_slots,
+    merge_layers,
+    timed_events,
+    with_timeouts,
+)
 from .providers.base import LLMProvider
 from .providers.registry import ProviderImportError, import_provider_class, registered_providers
+from .redact import REDACTED, redact
+from .request import build_request
 from .suggest import did_you_mean
 from .types import (
     ChatRequest,
@@ -40,21 +48,12 @@ from .types import (
     Message,
     ProviderResponse,
     StreamEnd,
-    TextDelta,
-    normalize_messages,
 )
 
 __all__ = ["REDACTED", "CompletionStream", "LLMRuntime"]
 
 log = logging.getLogger("runtime")
 
-REDACTED = "***"
-#: Header names that carry credentials in any protocol we know; always redacted.
-_SECRET_HEADERS = frozenset(
-    {"authorization", "proxy-authorization", "x-api-key", "api-key", "x-goog-api-key"}
-)
-#: Keyword arguments the runtime itself owns; a call may not pass them as parameters.
-_RESERVED = frozenset({"model", "messages", "prompt", "stream"})
 
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -175,12 +174,15 @@ class LLMRuntime:
             api_key = self._env(key_env)
             if api_key is None:
                 raise MissingAPIKeyError(key_env, provider=config.name, model=model.id)
-        base_url = (
+        return api_key, self._base_url(model, config)
+
+    def _base_url(self, model: ModelConfig, config: ProviderConfig) -> str | None:
+        """The model's base_url_env, else the provider's base_url_env, else its base_url."""
+        return (
             (self._env(model.base_url_env) if model.base_url_env else None)
             or (self._env(config.base_url_env) if config.base_url_env else None)
             or config.base_url
         )
-        return api_key, base_url
 
     def provider_for(self, model: ModelConfig | str) -> LLMProvider:
         """The provider instance serving ``model``: one per (provider, credentials), reused."""
@@ -211,76 +213,14 @@ class LLMRuntime:
     ) -> ChatRequest:
         """Merge (call kwargs > extra_params > model defaults) and apply the parameter policy."""
         cfg = self.model(model) if isinstance(model, str) else model
-        if (prompt is None) == (messages is None):
-            raise InvalidRequestError("give exactly one of prompt= or messages=")
-        reserved = _RESERVED.intersection(kwargs)
-        if reserved:
-            raise InvalidRequestError(
-                f"{', '.join(sorted(reserved))}: set by the runtime, not a call parameter"
-            )
-        if prompt is not None:
-            if not isinstance(prompt, str):
-                raise InvalidRequestError(f"prompt must be a string, not {type(prompt).__name__}")
-            msgs: tuple[Message, ...] = (Message("user", prompt),)
-        else:
-            try:
-                msgs = normalize_messages(messages or ())
-            except ValueError as exc:
-                raise InvalidRequestError(str(exc)) from None
-
-        explicit = dict(kwargs)  # what the caller asked for, to judge the policy
-        if temperature is not None:
-            explicit["temperature"] = temperature
-        if max_tokens is not None:
-            explicit["max_tokens"] = max_tokens
-        if cfg.max_tokens_param != "max_tokens" and cfg.max_tokens_param in explicit:
-            explicit["max_tokens"] = explicit.pop(cfg.max_tokens_param)
-
-        params: dict[str, Any] = {
-            "temperature": cfg.default_temperature,
-            "max_tokens": cfg.default_max_tokens,
-        }
-        params.update(cfg.extra_params)
-        params.update(explicit)
-        self._apply_policy(cfg, params, explicit)
-
-        rendered = prompt
-        if cfg.chat_template is not None and prompt is None:
-            from .templates import render_chat_template
-
-            rendered = render_chat_template(cfg.chat_template, msgs)
-
-        return ChatRequest(
-            model=cfg.provider_model,
-            messages=msgs,
-            temperature=params.pop("temperature", None),
-            max_tokens=params.pop("max_tokens", None),
-            max_tokens_param=cfg.max_tokens_param,
-            params={k: v for k, v in params.items() if v is not None},
-            prompt=rendered,
-            options=cfg.options,
+        return build_request(
+            cfg,
+            prompt=prompt,
+            messages=messages,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            **kwargs,
         )
-
-    @staticmethod
-    def _apply_policy(
-        cfg: ModelConfig, params: dict[str, Any], explicit: Mapping[str, Any]
-    ) -> None:
-        def refuse(name: str, why: str) -> None:
-            if cfg.on_unsupported == "error":
-                raise InvalidRequestError(f"model {cfg.id!r}: parameter {name!r} {why}")
-            log.warning("model %r: dropping parameter %r: %s", cfg.id, name, why)
-
-        for name in cfg.unsupported_params:
-            key = "max_tokens" if name == cfg.max_tokens_param else name
-            if explicit.get(key) is not None:
-                refuse(name, "is not supported by this model")
-            params.pop(key, None)
-        for name, value in cfg.fixed_params.items():
-            key = "max_tokens" if name == cfg.max_tokens_param else name
-            given = explicit.get(key)
-            if given is not None and given != value:
-                refuse(name, f"is fixed to {value!r} for this model (got {given!r})")
-            params[key] = value
 
     # ------------------------------------------------------------------ policies
 
@@ -410,14 +350,14 @@ class LLMRuntime:
     ) -> tuple[ProviderResponse, int]:
         retry = self._retry(cfg, config)
         timeouts = self._timeouts(cfg, config)
-        request = _with_timeouts(request, timeouts)
+        request = with_timeouts(request, timeouts)
         limiters = self._limiters_for(cfg, config)
         waited = 0.0
         attempt = 0
         while True:
             attempt += 1
             try:
-                async with _slots(limiters):
+                async with hold_slots(limiters):
                     try:
                         async with asyncio.timeout(timeouts.total):
                             response = await provider.chat(request)
@@ -430,7 +370,7 @@ class LLMRuntime:
                     except LLMRuntimeError:
                         raise
                     except Exception as exc:
-                        raise _foreign(exc, config.name, cfg.id, provider.api_key) from exc
+                        raise foreign_error(exc, config.name, cfg.id, provider.api_key) from exc
                 _check_response(response, config.name, cfg.id)
                 return response, attempt
             except ProviderError as error:
@@ -516,7 +456,7 @@ class LLMRuntime:
                 continue
             retry = self._retry(cfg, config)
             timeouts = self._timeouts(cfg, config)
-            request = _with_timeouts(request, timeouts)
+            request = with_timeouts(request, timeouts)
             limiters = self._limiters_for(cfg, config)
             waited = 0.0
             attempt = 0
@@ -525,8 +465,8 @@ class LLMRuntime:
                 attempts += 1
                 pieces: list[str] = []
                 try:
-                    async with _slots(limiters):
-                        events = _timed_events(
+                    async with hold_slots(limiters):
+                        events = timed_events(
                             provider,
                             request,
                             cfg,
@@ -595,11 +535,11 @@ class LLMRuntime:
         cfg = self.model(model)
         config = self._provider_config(cfg)
         request = self.build_request(cfg, prompt=prompt, messages=messages, **kwargs)
-        request = _with_timeouts(request, self._timeouts(cfg, config))
+        request = with_timeouts(request, self._timeouts(cfg, config))
         key_env = cfg.requires_api_key_env or config.api_key_env
         api_key = self._env(key_env) if key_env else None
         placeholder = api_key or (f"${key_env}" if key_env else None)
-        _, base_url = self._credentials_no_key(cfg, config)
+        base_url = self._base_url(cfg, config)
         cls = self._provider_class(config)
         provider = cls(api_key=placeholder, base_url=base_url, **config.options)
         provider.provider_name = config.name
@@ -607,7 +547,6 @@ class LLMRuntime:
             described = provider.describe_request(request, stream=stream and cfg.supports_streaming)
         finally:
             await provider.aclose()
-        secret_names = _SECRET_HEADERS | getattr(provider, "secret_headers", frozenset())
         return {
             "model": cfg.id,
             "provider": config.name,
@@ -615,18 +554,10 @@ class LLMRuntime:
             "api_key_env": key_env,
             "api_key": "set" if api_key else ("unset" if key_env else "not needed"),
             "stream": stream and cfg.supports_streaming,
-            "request": _redact(described, secret_names, [s for s in (api_key,) if s]),
+            "request": redact(
+                described, getattr(provider, "secret_headers", ()), [api_key] if api_key else ()
+            ),
         }
-
-    def _credentials_no_key(
-        self, model: ModelConfig, config: ProviderConfig
-    ) -> tuple[None, str | None]:
-        base_url = (
-            (self._env(model.base_url_env) if model.base_url_env else None)
-            or (self._env(config.base_url_env) if config.base_url_env else None)
-            or config.base_url
-        )
-        return None, base_url
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -666,92 +597,6 @@ class LLMRuntime:
 # ---------------------------------------------------------------------- helpers
 
 
-def _with_timeouts(request: ChatRequest, timeouts: TimeoutConfig) -> ChatRequest:
-    from dataclasses import replace
-
-    return replace(request, connect_timeout=timeouts.connect, read_timeout=timeouts.read)
-
-
-class _slots:
-    """Hold a slot in each limiter, in order; release all on exit or cancellation."""
-
-    def __init__(self, limiters: list[Limiter]) -> None:
-        self._limiters = limiters
-        self._held: list[Any] = []
-
-    async def __aenter__(self) -> None:
-        try:
-            for limiter in self._limiters:
-                cm = limiter.slot()
-                await cm.__aenter__()
-                self._held.append(cm)
-        except BaseException:
-            await self.__aexit__(None, None, None)
-            raise
-
-    async def __aexit__(self, *exc: Any) -> None:
-        while self._held:
-            await self._held.pop().__aexit__(None, None, None)
-
-
-async def _timed_events(
-    provider: LLMProvider,
-    request: ChatRequest,
-    cfg: ModelConfig,
-    timeouts: TimeoutConfig,
-    clock: Callable[[], float],
-    *,
-    streaming: bool,
-    provider_name: str,
-) -> AsyncGenerator[TextDelta | StreamEnd, None]:
-    """The provider's events under the first-token, idle-gap and total time limits."""
-    source = (
-        provider.stream_chat(request) if streaming else LLMProvider.stream_chat(provider, request)
-    )
-    start = clock()
-    first = True
-    try:
-        while True:
-            limits = [timeouts.first_token if first else timeouts.idle]
-            if timeouts.total is not None:
-                limits.append(max(0.0, timeouts.total - (clock() - start)))
-            limit = min((x for x in limits if x is not None), default=None)
-            try:
-                async with asyncio.timeout(limit):
-                    event = await source.__anext__()
-            except StopAsyncIteration:
-                raise MalformedResponseError(
-                    "the stream ended without a final event",
-                    provider=provider_name,
-                    model=cfg.id,
-                ) from None
-            except TimeoutError:
-                what = "first token" if first else "next chunk"
-                raise ProviderTimeoutError(
-                    f"stream: no {what} within {limit:g}s", provider=provider_name, model=cfg.id
-                ) from None
-            except LLMRuntimeError:
-                raise
-            except Exception as exc:
-                raise _foreign(exc, provider_name, cfg.id, provider.api_key) from exc
-            if isinstance(event, TextDelta):
-                first = False
-                yield event
-            elif isinstance(event, StreamEnd):
-                yield event
-                return
-            else:
-                raise ProviderError(
-                    f"stream_chat yielded {type(event).__name__}, not TextDelta or StreamEnd",
-                    provider=provider_name,
-                    model=cfg.id,
-                )
-    finally:
-        aclose = getattr(source, "aclose", None)
-        if aclose is not None:
-            await aclose()
-
-
 def _check_response(response: object, provider: str, model: str) -> None:
     if not isinstance(response, ProviderResponse):
         raise ProviderError(
@@ -767,31 +612,3 @@ def _tag(error: ProviderError, provider: str, model: str, attempts: int) -> None
     if error.model is None:
         error.model = model
     error._attempts = attempts  # type: ignore[attr-defined]
-
-
-def _foreign(exc: Exception, provider: str, model: str, api_key: str | None) -> ProviderError:
-    """Wrap an exception a provider let escape, with any key scrubbed from its text."""
-    text = str(exc)
-    if api_key:
-        text = text.replace(api_key, REDACTED)
-    return ProviderError(
-        f"the provider raised {type(exc).__name__}: {text}", provider=provider, model=model
-    )
-
-
-def _redact(value: Any, secret_headers: frozenset[str], secrets: list[str]) -> Any:
-    if isinstance(value, Mapping):
-        out = {}
-        for k, v in value.items():
-            if isinstance(k, str) and k.lower() in secret_headers and v is not None:
-                out[k] = REDACTED
-            else:
-                out[k] = _redact(v, secret_headers, secrets)
-        return out
-    if isinstance(value, list | tuple):
-        return [_redact(v, secret_headers, secrets) for v in value]
-    if isinstance(value, str):
-        for secret in secrets:
-            value = value.replace(secret, REDACTED)
-        return value
-    return value
