@@ -7,9 +7,10 @@ build and read the same JSON.
 
 Decisions worth knowing:
 
-* A ``refusal`` from the model (structured outputs, or ``delta.refusal`` in a stream) raises
-  ``ContentFilteredError`` carrying the refusal text: the model declined and produced no
-  answer, so returning it as if it were the answer would mislead callers. A reply that
+* A ``refusal`` from the model (structured outputs, or ``delta.refusal`` in a stream) with
+  no content raises ``ContentFilteredError`` (``vendor_code="refusal"``) carrying the
+  refusal text: the model declined and produced no answer, so returning the refusal as if
+  it were the answer would mislead callers. A reply that
   stopped with ``finish_reason: content_filter`` is *not* raised: its (possibly partial)
   text is returned with ``finish_reason="content_filter"`` and the caller decides.
 * ``insufficient_quota`` arrives as HTTP 429 and becomes ``RateLimitError`` (the seam's

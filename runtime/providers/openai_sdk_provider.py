@@ -102,11 +102,9 @@ class OpenAISDKProvider(ChatProvider):
             "OpenAI-Project": self._options.project or omit,
             **self._options.headers,
         }
-        if not self.api_key:
-            headers["Authorization"] = omit
         client = openai.AsyncOpenAI(
             # The SDK refuses to start without a key; local servers need none, so a
-            # placeholder goes in and the header is omitted above.
+            # placeholder goes in and each request omits the header (_create_kwargs).
             api_key=self.api_key or "no-key",
             organization=self._options.organization,
             project=self._options.project,
@@ -163,6 +161,9 @@ class OpenAISDKProvider(ChatProvider):
         extra = {k: v for k, v in body.items() if k not in self._create_params}
         if extra:
             kwargs["extra_body"] = extra
+        if not self.api_key:
+            # Only a per-request Omit satisfies the SDK's check that auth was left out on purpose.
+            kwargs["extra_headers"] = {"Authorization": self._sdk.Omit()}
         if request.connect_timeout is not None or request.read_timeout is not None:
             base = self._http.raw.timeout
             connect = request.connect_timeout or base.connect
