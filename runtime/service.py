@@ -24,6 +24,7 @@ from .errors import (
     MissingAPIKeyError,
     ProviderError,
     ProviderTimeoutError,
+    RateLimitError,
     RuntimeClosedError,
     UnknownModelError,
     UnknownProviderError,
@@ -259,16 +260,18 @@ class LLMRuntime:
     def _fall_back_to(error: LLMRuntimeError, failed: ModelConfig, nxt: ModelConfig) -> bool:
         """Whether ``nxt`` may answer after ``failed`` raised ``error``; else re-raise ``error``.
 
-        Retryable failures that survived their retries and a missing API key fall back to
-        the next model; a context-length error skips to the next model with a larger
-        ``context_window``; any other error is raised at once.
+        Retryable failures that survived their retries, rate limits (an exhausted quota too)
+        and a missing API key fall back to the next model; a context-length error skips to
+        the next model with a larger ``context_window``; any other error is raised at once.
         """
         if isinstance(error, ContextLengthExceededError):
             return (nxt.context_window or 0) > (failed.context_window or 0)
         if getattr(error, "_delivered", False):
             raise error
+        # A rate limit falls back even when not worth retrying (an exhausted quota): another
+        # model may well have quota left.
         if (isinstance(error, ProviderError) and error.retryable) or isinstance(
-            error, MissingAPIKeyError
+            error, MissingAPIKeyError | RateLimitError
         ):
             log.warning(
                 "model %r failed (%s); falling back to %r", failed.id, type(error).__name__, nxt.id

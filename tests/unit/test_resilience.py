@@ -197,6 +197,16 @@ async def test_last_error_is_raised_when_every_fallback_fails() -> None:
     assert len(provider.calls) == 8
 
 
+async def test_exhausted_quota_is_not_retried_but_falls_back() -> None:
+    rt = runtime_for(_fallback_catalog())
+    provider = _scripted(rt, "a")
+    quota = errors.RateLimitError("You exceeded your current quota")
+    quota.retryable = False  # what the OpenAI provider does for insufficient_quota
+    provider.queue(quota, "from b")
+    result = await rt.generate(model="a", prompt="x")
+    assert (result.text, result.model, result.attempts) == ("from b", "b", 2)
+
+
 async def test_missing_key_of_primary_falls_back() -> None:
     cat = catalog(
         {
