@@ -35,10 +35,18 @@ def _add_config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--models", metavar="FILE", help="models.yaml to use")
 
 
+#: Call arguments the command itself sets (-m, the prompt, --system, --stream).
+_OWN_ARGS = frozenset({"model", "prompt", "messages", "stream"})
+
+
 def _param(text: str) -> tuple[str, Any]:
     key, sep, raw = text.partition("=")
     if not sep or not key:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    if key in _OWN_ARGS:
+        raise argparse.ArgumentTypeError(
+            f"{key!r} is set by the command (-m, the prompt, --system, --stream), not by -p"
+        )
     try:
         value = json.loads(raw)
     except ValueError:

@@ -172,6 +172,13 @@ def _explain(error: SchemaError) -> list[_Found]:
         hint = _PATTERN_HINTS.get(limit, f"does not match the pattern {limit}")
         if "propertyNames" in error.relative_schema_path:  # the key itself is misnamed
             return [((*path, value), f"{_show(value)} {hint}", True)]
+        field_name = str(path[-1]) if path else ""
+        if field_name.endswith("api_key_env"):
+            # The value may be the key itself, pasted in the wrong field: never echo it.
+            return [(path, f"the value {hint}: name the variable that holds the key here, "
+                     "not the key itself", False)]  # fmt: skip
+        if limit == _ENV_NAME and not field_name.endswith("_env"):
+            hint = "is not a parameter name (letters, digits and _, not starting with a digit)"
         return [(path, f"{_show(value)} {hint}", False)]
     return [(path, error.message, False)]
 

@@ -228,6 +228,11 @@ def foreign_error(exc: Exception, provider: str, model: str, api_key: str | None
     text = str(exc)
     if api_key:
         text = text.replace(api_key, REDACTED)
+        # The original stays chained as __cause__ (its type and traceback help): scrub its
+        # text too, or every traceback of the wrapper prints the key again.
+        exc.args = tuple(
+            arg.replace(api_key, REDACTED) if isinstance(arg, str) else arg for arg in exc.args
+        )
     return ProviderError(
         f"the provider raised {type(exc).__name__}: {text}", provider=provider, model=model
     )

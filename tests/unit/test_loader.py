@@ -203,8 +203,9 @@ def test_a_provider_registered_in_code_needs_no_yaml_entry(tmp_path: Path) -> No
         pytest.param(
             "models:\n  m:\n    provider: scripted\n    requires_api_key_env: MY-KEY\n",
             [
-                "4:27: models.m.requires_api_key_env: 'MY-KEY' is not an environment variable "
-                "name (letters, digits and _, not starting with a digit)"
+                "4:27: models.m.requires_api_key_env: the value is not an environment variable "
+                "name (letters, digits and _, not starting with a digit): name the variable "
+                "that holds the key here, not the key itself"
             ],
             id="env-name-pattern",
         ),

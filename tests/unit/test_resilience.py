@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -19,6 +20,12 @@ def _scripted(rt: Any, model: str) -> ScriptedProvider:
     provider = rt.provider_for(model)
     assert isinstance(provider, ScriptedProvider)
     return provider
+
+
+async def _drain(stream: AsyncIterator[str], seen: list[str]) -> None:
+    """Consume a stream, keeping every delta seen before it ended or raised."""
+    async for delta in stream:
+        seen.append(delta)
 
 
 def _retry(**fields: Any) -> dict[str, Any]:
@@ -233,10 +240,9 @@ async def test_stream_never_retries_after_text_reached_the_caller() -> None:
     rt = runtime_for(_fallback_catalog())
     provider = _scripted(rt, "a")
     provider.queue(Script(chunks=["par", "tial"], error=errors.ServerError("cut"), fail_after=1))
-    seen = []
+    seen: list[str] = []
     with pytest.raises(errors.ServerError):
-        async for delta in rt.stream(model="a", prompt="x"):
-            seen.append(delta)
+        await _drain(rt.stream(model="a", prompt="x"), seen)
     assert seen == ["par"]
     assert len(provider.calls) == 1
 
@@ -282,10 +288,9 @@ async def test_stream_idle_gap_timeout_after_text_is_not_retried() -> None:
     )
     provider = _scripted(rt, "m")
     provider.queue(Script(chunks=["a", "b"], chunk_delay=5))
-    seen = []
+    seen: list[str] = []
     with pytest.raises(errors.ProviderTimeoutError) as info:
-        async for delta in rt.stream(model="m", prompt="x"):
-            seen.append(delta)
+        await _drain(rt.stream(model="m", prompt="x"), seen)
     assert seen == ["a"]
     assert "no next chunk within 0.05s" in str(info.value)
     assert len(provider.calls) == 1

