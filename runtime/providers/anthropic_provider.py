@@ -42,7 +42,6 @@ from ..errors import (
     RuntimeClosedError,
 )
 from ..http import ErrorInfo, HTTPClient, SSEEvent, default_error_parser, error_for_status
-from ..suggest import did_you_mean
 from ..types import (
     ChatRequest,
     FinishReason,
@@ -52,7 +51,7 @@ from ..types import (
     TextDelta,
     Usage,
 )
-from .base import ChatProvider
+from .base import ChatProvider, reject_unknown_options
 
 __all__ = ["DEFAULT_BASE_URL", "AnthropicProvider", "anthropic_error_parser"]
 
@@ -145,14 +144,7 @@ class AnthropicProvider(ChatProvider):
 
     def _initialize_client(self, **options: Any) -> None:
         """Validate the options and open the pooled HTTP client (no network yet)."""
-        unknown = sorted(set(options) - set(_OPTIONS))
-        if unknown:
-            hint = did_you_mean(unknown[0], _OPTIONS)
-            more = f" (did you mean {hint!r}?)" if hint else ""
-            raise ConfigError(
-                f"AnthropicProvider: unknown option {unknown[0]!r}{more}; "
-                f"known options: {', '.join(_OPTIONS)}"
-            )
+        reject_unknown_options("AnthropicProvider", options, _OPTIONS)
         version = options.get("anthropic_version", DEFAULT_ANTHROPIC_VERSION)
         beta = options.get("anthropic_beta")
         extra = options.get("headers") or {}

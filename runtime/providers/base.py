@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import inspect
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any, ClassVar
 
-from ..errors import MalformedResponseError
+from ..errors import ConfigError, MalformedResponseError
 from ..types import ChatRequest, Message, ProviderResponse, StreamEnd, StreamEvent, TextDelta
 
-__all__ = ["ChatProvider", "LLMProvider"]
+__all__ = ["ChatProvider", "LLMProvider", "reject_unknown_options"]
 
 
 class LLMProvider(ABC):
@@ -161,3 +161,18 @@ class ChatProvider(LLMProvider):
                 **request.params,
             },
         }
+
+
+def reject_unknown_options(owner: str, options: Iterable[str], known: Sequence[str]) -> None:
+    """Raise ConfigError naming the first unknown option, with a 'did you mean'.
+
+    ``owner`` starts the message (e.g. ``"AnthropicProvider"`` or ``"model 'x'"``).
+    """
+    from ..suggest import did_you_mean
+
+    for name in sorted(set(options) - set(known)):
+        hint = did_you_mean(name, known)
+        extra = f" (did you mean {hint!r}?)" if hint else ""
+        raise ConfigError(
+            f"{owner}: unknown option {name!r}{extra}; known options: {', '.join(known)}"
+        )

@@ -84,7 +84,7 @@ from ..types import (
     TextDelta,
     Usage,
 )
-from .base import ChatProvider
+from .base import ChatProvider, reject_unknown_options
 
 __all__ = ["DEFAULT_BASE_URL", "GENERATION_FIELDS", "GeminiProvider", "parse_gemini_error"]
 
@@ -231,12 +231,7 @@ class GeminiProvider(ChatProvider):
     _OPTIONS: ClassVar[tuple[str, ...]] = ("headers", "max_connections", "safety_settings")
 
     def _initialize_client(self, **options: Any) -> None:
-        unknown = sorted(set(options) - set(self._OPTIONS))
-        if unknown:
-            raise ConfigError(
-                f"GeminiProvider: unknown option(s) {', '.join(unknown)}; "
-                f"known options are {', '.join(self._OPTIONS)}"
-            )
+        reject_unknown_options("GeminiProvider", options, self._OPTIONS)
         headers = options.get("headers") or {}
         if not isinstance(headers, Mapping) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in headers.items()

@@ -67,7 +67,6 @@ from ..errors import (
     RuntimeClosedError,
     ServerError,
 )
-from ..suggest import did_you_mean
 from ..types import (
     ChatRequest,
     FinishReason,
@@ -77,7 +76,7 @@ from ..types import (
     TextDelta,
     Usage,
 )
-from .base import ChatProvider
+from .base import ChatProvider, reject_unknown_options
 from .local_model import ModelSource, default_cache_dir, ensure_model_file, expand_path
 from .local_model import resolve_source as _resolve_source
 
@@ -148,14 +147,7 @@ class LocalProvider(ChatProvider):
 
     def _initialize_client(self, **options: Any) -> None:
         """Validate the options; nothing is imported or loaded until the first call."""
-        unknown = sorted(set(options) - set(_OPTIONS))
-        if unknown:
-            hint = did_you_mean(unknown[0], _OPTIONS)
-            more = f" (did you mean {hint!r}?)" if hint else ""
-            raise ConfigError(
-                f"LocalProvider: unknown option {unknown[0]!r}{more}; "
-                f"known options: {', '.join(_OPTIONS)}"
-            )
+        reject_unknown_options("LocalProvider", options, _OPTIONS)
         self._n_threads = _positive_int(
             options.get("n_threads", default_threads()), "LocalProvider: option n_threads"
         )
@@ -182,14 +174,7 @@ class LocalProvider(ChatProvider):
     def _spec(self, request: ChatRequest) -> _Spec:
         """The model file and engine settings a request names (no file I/O)."""
         options = request.options
-        unknown = sorted(set(options) - set(_MODEL_OPTIONS))
-        if unknown:
-            hint = did_you_mean(unknown[0], _MODEL_OPTIONS)
-            more = f" (did you mean {hint!r}?)" if hint else ""
-            raise ConfigError(
-                f"model {request.model!r}: unknown option {unknown[0]!r}{more} for the local "
-                f"provider; known options: {', '.join(_MODEL_OPTIONS)}"
-            )
+        reject_unknown_options(f"model {request.model!r} (local provider)", options, _MODEL_OPTIONS)
         where = f"model {request.model!r}: option"
         n_ctx = _positive_int(options.get("n_ctx", self._n_ctx), f"{where} n_ctx")
         n_threads = _positive_int(options.get("n_threads", self._n_threads), f"{where} n_threads")

@@ -45,7 +45,6 @@ from ..errors import (
     RuntimeClosedError,
 )
 from ..http import ErrorInfo, HTTPClient, default_error_parser, error_for_status
-from ..suggest import did_you_mean
 from ..types import (
     ChatRequest,
     FinishReason,
@@ -55,7 +54,7 @@ from ..types import (
     TextDelta,
     Usage,
 )
-from .base import ChatProvider
+from .base import ChatProvider, reject_unknown_options
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -70,7 +69,6 @@ __all__ = [
     "parse_completion",
     "parse_usage",
     "quota_not_retryable",
-    "reject_unknown",
     "scrub_error",
 ]
 
@@ -113,7 +111,7 @@ class OpenAIOptions:
         """Pop the known options out of ``options`` and check their types.
 
         ``owner`` (the class name) is named in errors; a leftover key is the caller's to
-        report (subclasses pop their own first), see ``reject_unknown``.
+        report (subclasses pop their own first), see ``reject_unknown_options``.
         """
         org = options.pop("organization", None)
         project = options.pop("project", None)
@@ -141,16 +139,6 @@ class OpenAIOptions:
             headers={k.lower(): v for k, v in headers.items()},
             max_connections=max_connections,
             stream_usage=stream_usage,
-        )
-
-
-def reject_unknown(options: Mapping[str, Any], owner: str, known: tuple[str, ...]) -> None:
-    """Raise ConfigError naming the first unknown option, with a 'did you mean'."""
-    for name in options:
-        hint = did_you_mean(name, known)
-        extra = f" (did you mean {hint!r}?)" if hint else ""
-        raise ConfigError(
-            f"{owner}: unknown option {name!r}{extra}; known options: {', '.join(known)}"
         )
 
 
@@ -470,7 +458,7 @@ class OpenAIProvider(ChatProvider):
         owner = type(self).__name__
         self._options = OpenAIOptions.take(options, owner)
         self._take_own_options(options)
-        reject_unknown(options, owner, self._known_options())
+        reject_unknown_options(owner, options, self._known_options())
         base = self.base_url or self.default_base_url
         if not base:
             raise ConfigError(

@@ -33,7 +33,7 @@ from ..errors import (
 )
 from ..http import HTTPClient, error_for_status
 from ..types import ChatRequest, ProviderResponse, StreamEvent, TextDelta
-from .base import ChatProvider
+from .base import ChatProvider, reject_unknown_options
 from .openai_provider import (
     _KNOWN_OPTIONS,
     DEFAULT_BASE_URL,
@@ -44,7 +44,6 @@ from .openai_provider import (
     openai_error_parser,
     parse_completion,
     quota_not_retryable,
-    reject_unknown,
     scrub_error,
 )
 
@@ -79,7 +78,7 @@ class OpenAISDKProvider(ChatProvider):
         options = dict(kwargs)
         owner = type(self).__name__
         self._options = OpenAIOptions.take(options, owner)
-        reject_unknown(options, owner, _KNOWN_OPTIONS)
+        reject_unknown_options(owner, options, _KNOWN_OPTIONS)
         try:
             import openai
         except ImportError as exc:

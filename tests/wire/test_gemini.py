@@ -374,7 +374,8 @@ async def test_options_headers_and_safety_settings(server: LoopbackServer) -> No
 
 
 def test_unknown_option_is_a_config_error() -> None:
-    with pytest.raises(ConfigError, match=r"unknown option\(s\) safety_setting; known options are"):
+    expected = r"unknown option 'safety_setting' \(did you mean 'safety_settings'\?\); known"
+    with pytest.raises(ConfigError, match=expected):
         GeminiProvider(api_key=CANARY, safety_setting=[])
 
 
