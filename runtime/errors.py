@@ -156,6 +156,8 @@ class ProviderError(LLMRuntimeError):
     """A call to a provider failed. ``retryable`` says whether trying again can succeed."""
 
     retryable: bool = False
+    #: Attempts the runtime made on ``model`` before raising this (0: not raised by the runtime).
+    attempts: int = 0
 
     def __init__(
         self,

@@ -12,7 +12,7 @@ import email.utils
 import json
 import re
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -156,7 +156,9 @@ def error_for_status(
         info = parse(json.loads(text)) if text.strip() else None
     except ValueError:
         info = None
-    message = info.message if info else (_snippet(text) or f"HTTP {status} with an empty body")
+    message = info.message if info else _snippet(text)
+    if not message or message in ("{}", "[]", "null", '""'):
+        message = f"HTTP {status} with no error message in the reply"
     code = info.code if info else None
     kind = info.type if info else None
     retry_after = parse_retry_after(headers)
@@ -186,7 +188,7 @@ def error_for_status(
     return BadRequestError(message, **common)
 
 
-async def iter_sse(chunks: AsyncIterator[bytes]) -> AsyncIterator[SSEEvent]:
+async def iter_sse(chunks: AsyncIterator[bytes]) -> AsyncGenerator[SSEEvent, None]:
     """Parse a byte stream as server-sent events (the WHATWG algorithm; CR, LF or CRLF).
 
     An event is dispatched at a blank line; an unterminated event at end of stream is
@@ -395,15 +397,25 @@ class HTTPClient:
                     model=model,
                     status_code=response.status_code,
                 )
-            yield self._events(response, path, model)
+            events = self._events(response, path, model)
+            try:
+                yield events
+            finally:
+                await events.aclose()  # a consumer that stopped early left it suspended
         finally:
             await response.aclose()
 
     async def _events(
         self, response: httpx2.Response, path: str, model: str | None
-    ) -> AsyncIterator[SSEEvent]:
+    ) -> AsyncGenerator[SSEEvent, None]:
+        chunks = response.aiter_bytes()
+        events = iter_sse(chunks)
         try:
-            async for event in iter_sse(response.aiter_bytes()):
+            async for event in events:
                 yield event
         except httpx2.HTTPError as exc:
             raise self._transport_error(exc, model, f"POST {path}: the stream broke") from exc
+        finally:
+            # Close both now, rather than in tasks the event loop's finalizer would start.
+            await events.aclose()
+            await chunks.aclose()

@@ -170,7 +170,6 @@ async def timed_events(
     request: ChatRequest,
     cfg: ModelConfig,
     timeouts: TimeoutConfig,
-    clock: Callable[[], float],
     *,
     streaming: bool,
     provider_name: str,
@@ -179,6 +178,7 @@ async def timed_events(
     source = (
         provider.stream_chat(request) if streaming else LLMProvider.stream_chat(provider, request)
     )
+    clock = asyncio.get_running_loop().time  # real time: asyncio.timeout counts it too
     start = clock()
     first = True
     try:

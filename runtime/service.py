@@ -328,7 +328,7 @@ class LLMRuntime:
                 response, used = await self._call_with_retries(cfg, config, provider, request)
                 attempts += used
             except LLMRuntimeError as error:
-                attempts += getattr(error, "_attempts", 1)
+                attempts += getattr(error, "attempts", 0) or 1
                 failed = (error, cfg)
                 continue
             return Completion(
@@ -474,7 +474,6 @@ class LLMRuntime:
                             request,
                             cfg,
                             timeouts,
-                            self._clock,
                             streaming=cfg.supports_streaming,
                             provider_name=config.name,
                         )
@@ -614,4 +613,4 @@ def _tag(error: ProviderError, provider: str, model: str, attempts: int) -> None
         error.provider = provider
     if error.model is None:
         error.model = model
-    error._attempts = attempts  # type: ignore[attr-defined]
+    error.attempts = attempts

@@ -52,9 +52,10 @@ async def test_what_is_retried(error: errors.ProviderError, attempts: int) -> No
     rt = runtime_for(catalog({"m": {"provider": "s", **_retry(max_attempts=3)}}), clock)
     provider = _scripted(rt, "m")
     provider.queue(error, error, error)
-    with pytest.raises(type(error)):
+    with pytest.raises(type(error)) as info:
         await rt.completion("x", "m")
     assert len(provider.calls) == attempts
+    assert info.value.attempts == attempts
     assert len(clock.sleeps) == attempts - 1
 
 
