@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import socket
 import struct
+import sys
 import threading
 import time
 from collections import deque
@@ -73,6 +74,16 @@ def sse(events: Iterable[tuple[str | None, Any]]) -> list[bytes]:
 Handler = Callable[[Recorded], Reply]
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """A threaded server that does not print tracebacks for clients that hung up."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        exc = sys.exc_info()[1]
+        if isinstance(exc, ConnectionError | TimeoutError):
+            return  # a reset or a client that gave up: part of the faults we inject
+        super().handle_error(request, client_address)
+
+
 class LoopbackServer:
     """Start with ``with LoopbackServer(handler) as srv:``; ``srv.url`` is its base URL."""
 
@@ -81,7 +92,7 @@ class LoopbackServer:
         self._queue: deque[Reply] = deque()
         self._handler = handler
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._make_handler())
+        self._server = _QuietServer(("127.0.0.1", 0), self._make_handler())
         self._server.daemon_threads = True
         # A short poll interval keeps shutdown() (once per test) from costing 0.5 s.
         self._thread = threading.Thread(

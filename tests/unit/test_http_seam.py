@@ -122,3 +122,33 @@ def test_status_mapping(
     assert type(error) is kind
     assert error.message == message
     assert error.status_code == status
+
+
+def _transport_exception_classes() -> list[type[Exception]]:
+    import httpx2
+
+    found: list[type[Exception]] = []
+    todo: list[type[Exception]] = [httpx2.TransportError]
+    while todo:
+        cls = todo.pop()
+        found.append(cls)
+        todo.extend(cls.__subclasses__())
+    return sorted({c for c in found if c.__module__.startswith("httpx")}, key=lambda c: c.__name__)
+
+
+@pytest.mark.parametrize("exc_class", _transport_exception_classes(), ids=lambda c: c.__name__)
+def test_every_transport_exception_maps_to_ours(exc_class: type[Exception]) -> None:
+    import httpx2
+
+    from runtime.http import HTTPClient
+
+    client = HTTPClient(base_url="http://127.0.0.1:9", provider="p", secrets=("sk-secret",))
+    error = client._transport_error(exc_class("boom sk-secret"), "m", "POST /x failed")
+    expected = (
+        errors.ProviderTimeoutError
+        if issubclass(exc_class, httpx2.TimeoutException)
+        else errors.ProviderConnectionError
+    )
+    assert type(error) is expected
+    assert error.retryable
+    assert str(error) == f"[provider 'p', model 'm'] POST /x failed: {exc_class.__name__}: boom ***"
