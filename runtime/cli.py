@@ -267,3 +267,6 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         return EXIT_OK
+    except OSError as exc:  # e.g. schema --write into a place that is not writable
+        sys.stderr.write(f"llm-runtime {args.command}: {exc}\n")
+        return EXIT_FAIL

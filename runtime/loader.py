@@ -35,7 +35,9 @@ from .config import (
 )
 from .errors import ConfigError, ConfigProblem
 from .providers import registry
+from .request import RESERVED
 from .suggest import did_you_mean
+from .templates import template_problem
 from .yamlpos import Path, PositionMap, YAMLReadError, format_path, load_yaml_file
 
 __all__ = [
@@ -378,6 +380,12 @@ def _check_references(providers: _Section, models: _Section) -> None:
             params = entry.get(kind)
             if not isinstance(params, dict):
                 continue
+            for param in sorted(RESERVED.intersection(params)):
+                source.problem(
+                    (*base, kind, param),
+                    f"{param!r} is set by the runtime for every call, not a model parameter",
+                    at_key=True,
+                )
             for i, param in unsupported:
                 if param in params:
                     source.problem(
@@ -425,7 +433,7 @@ def _check_cycles(models: _Section) -> None:
 
 
 def _check_strict(providers: _Section, models: _Section, environ: Mapping[str, str]) -> None:
-    """Import each used provider class; check that each model's key variable is set."""
+    """Import each used provider class, compile chat templates, check the key variables."""
     registered = registry.registered_providers()
     used = {model.provider for model, _ in models.built.values()}
     for name in sorted(used):
@@ -437,6 +445,10 @@ def _check_strict(providers: _Section, models: _Section, environ: Mapping[str, s
         except registry.ProviderImportError as exc:
             source.problem(("providers", name, "class"), str(exc))
     for mid, (model, source) in models.built.items():
+        if model.chat_template is not None:
+            problem = template_problem(model.chat_template)
+            if problem:
+                source.problem(("models", mid, "chat_template"), problem)
         variable = model.requires_api_key_env
         if variable is None and model.provider in providers.built:
             variable = providers.built[model.provider][0].api_key_env

@@ -62,7 +62,10 @@ def backoff_delay(
     hint = getattr(error, "retry_after", None)
     if hint is not None:
         return float(hint) if hint <= policy.max_retry_after else None
-    ceiling = min(policy.max_backoff, policy.initial_backoff * policy.multiplier ** (attempt - 1))
+    # Grown step by step and capped at each step: float ** raises OverflowError.
+    ceiling = min(policy.max_backoff, policy.initial_backoff)
+    for _ in range(attempt - 1):
+        ceiling = min(policy.max_backoff, ceiling * policy.multiplier)
     return ceiling * rand()
 
 
@@ -187,8 +190,9 @@ async def timed_events(
             if timeouts.total is not None:
                 limits.append(max(0.0, timeouts.total - (clock() - start)))
             limit = min((x for x in limits if x is not None), default=None)
+            deadline = asyncio.timeout(limit)
             try:
-                async with asyncio.timeout(limit):
+                async with deadline:
                     event = await source.__anext__()
             except StopAsyncIteration:
                 raise MalformedResponseError(
@@ -196,7 +200,13 @@ async def timed_events(
                     provider=provider_name,
                     model=cfg.id,
                 ) from None
-            except TimeoutError:
+            except TimeoutError as exc:
+                if not deadline.expired():  # the provider's own client gave up
+                    raise ProviderTimeoutError(
+                        foreign_error(exc, provider_name, cfg.id, provider.api_key).message,
+                        provider=provider_name,
+                        model=cfg.id,
+                    ) from exc
                 what = "first token" if first else "next chunk"
                 raise ProviderTimeoutError(
                     f"stream: no {what} within {limit:g}s", provider=provider_name, model=cfg.id

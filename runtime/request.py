@@ -57,12 +57,16 @@ def build_request(
         explicit["max_tokens"] = max_tokens
     if cfg.max_tokens_param != "max_tokens" and cfg.max_tokens_param in explicit:
         explicit["max_tokens"] = explicit.pop(cfg.max_tokens_param)
+    _check_types(explicit)
 
     params: dict[str, Any] = {
         "temperature": cfg.default_temperature,
         "max_tokens": cfg.default_max_tokens,
     }
-    params.update(cfg.extra_params)
+    extra = dict(cfg.extra_params)
+    if cfg.max_tokens_param != "max_tokens" and cfg.max_tokens_param in extra:
+        extra["max_tokens"] = extra.pop(cfg.max_tokens_param)
+    params.update(extra)
     params.update(explicit)
     _apply_policy(cfg, params, explicit)
 
@@ -82,6 +86,18 @@ def build_request(
         prompt=rendered,
         options=cfg.options,
     )
+
+
+def _check_types(explicit: Mapping[str, Any]) -> None:
+    temperature, max_tokens = explicit.get("temperature"), explicit.get("max_tokens")
+    if temperature is not None and (
+        isinstance(temperature, bool) or not isinstance(temperature, int | float)
+    ):
+        raise InvalidRequestError(f"temperature must be a number, got {temperature!r}")
+    if max_tokens is not None and (
+        isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1
+    ):
+        raise InvalidRequestError(f"max_tokens must be a positive integer, got {max_tokens!r}")
 
 
 def _apply_policy(cfg: ModelConfig, params: dict[str, Any], explicit: Mapping[str, Any]) -> None:

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import random
+import re
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping
 from typing import Any
@@ -55,6 +56,9 @@ __all__ = ["REDACTED", "CompletionStream", "LLMRuntime"]
 
 log = logging.getLogger("runtime")
 
+#: What an API key may hold to travel in an HTTP header: visible ASCII, no spaces.
+_HEADER_SAFE = re.compile(r"[\x21-\x7e]+")
+
 
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -64,7 +68,9 @@ class CompletionStream:
 
     ``async for delta in rt.stream(...)`` yields ``str`` pieces as they arrive. When the
     iteration ends normally, ``completion`` (text, finish reason, usage, model, attempts) is
-    set. Leaving the loop early closes the provider's connection.
+    set. To leave the loop early and free the connection and the limiter slot at once, use
+    ``async with rt.stream(...) as stream:`` or call ``await stream.aclose()``; otherwise
+    they are freed when the stream object is garbage-collected.
     """
 
     def __init__(self, source: AsyncGenerator[str, None], holder: list[Completion]) -> None:
@@ -172,10 +178,43 @@ class LLMRuntime:
         key_env = model.requires_api_key_env or config.api_key_env
         api_key = None
         if key_env:
-            api_key = self._env(key_env)
+            api_key = self._api_key(key_env)
             if api_key is None:
                 raise MissingAPIKeyError(key_env, provider=config.name, model=model.id)
+            if not _HEADER_SAFE.fullmatch(api_key):
+                # Never echo the value: it is the key, or most of it.
+                raise ConfigError(
+                    f"the environment variable {key_env} (the API key of provider "
+                    f"{config.name!r}) holds spaces, control or non-ASCII characters that no "
+                    "HTTP header can carry; set it to the key alone"
+                )
         return api_key, self._base_url(model, config)
+
+    def _api_key(self, env_var: str) -> str | None:
+        # Surrounding whitespace is never part of a key: a CRLF .env file leaves a "\r".
+        value = self._env(env_var)
+        return value.strip() or None if value is not None else None
+
+    def _construct(
+        self,
+        cls: type[LLMProvider],
+        config: ProviderConfig,
+        api_key: str | None,
+        base_url: str | None,
+    ) -> LLMProvider:
+        """``cls(api_key, base_url, **options)``; a foreign failure becomes a ConfigError."""
+        try:
+            instance = cls(api_key=api_key, base_url=base_url, **config.options)
+        except LLMRuntimeError:
+            raise
+        except Exception as exc:
+            text = str(exc).replace(api_key, REDACTED) if api_key else str(exc)
+            raise ConfigError(
+                f"provider {config.name!r}: {cls.__name__}(**options) failed: "
+                f"{type(exc).__name__}: {text}"
+            ) from None
+        instance.provider_name = config.name
+        return instance
 
     def _base_url(self, model: ModelConfig, config: ProviderConfig) -> str | None:
         """The model's base_url_env, else the provider's base_url_env, else its base_url."""
@@ -194,9 +233,7 @@ class LLMRuntime:
         key = (config.name, api_key, base_url)
         instance = self._instances.get(key)
         if instance is None:
-            cls = self._provider_class(config)
-            instance = cls(api_key=api_key, base_url=base_url, **config.options)
-            instance.provider_name = config.name
+            instance = self._construct(self._provider_class(config), config, api_key, base_url)
             self._instances[key] = instance
         return instance
 
@@ -310,6 +347,7 @@ class LLMRuntime:
         primary = self.model(model)
         started = self._clock()
         attempts = 0
+        waited = [0.0]  # seconds slept so far: total_wait_budget spans the fallbacks too
         failed: tuple[LLMRuntimeError, ModelConfig] | None = None
         for cfg in self._candidates(primary):
             if failed is not None and not self._fall_back_to(*failed, cfg):
@@ -325,10 +363,12 @@ class LLMRuntime:
                 )
                 config = self._provider_config(cfg)
                 provider = self.provider_for(cfg)
-                response, used = await self._call_with_retries(cfg, config, provider, request)
+                response, used = await self._call_with_retries(
+                    cfg, config, provider, request, waited
+                )
                 attempts += used
             except LLMRuntimeError as error:
-                attempts += getattr(error, "attempts", 0) or 1
+                attempts += error.attempts if isinstance(error, ProviderError) else 0
                 failed = (error, cfg)
                 continue
             return Completion(
@@ -350,21 +390,28 @@ class LLMRuntime:
         config: ProviderConfig,
         provider: LLMProvider,
         request: ChatRequest,
+        waited: list[float],
     ) -> tuple[ProviderResponse, int]:
         retry = self._retry(cfg, config)
         timeouts = self._timeouts(cfg, config)
         request = with_timeouts(request, timeouts)
         limiters = self._limiters_for(cfg, config)
-        waited = 0.0
         attempt = 0
         while True:
             attempt += 1
             try:
                 async with hold_slots(limiters):
+                    deadline = asyncio.timeout(timeouts.total)
                     try:
-                        async with asyncio.timeout(timeouts.total):
+                        async with deadline:
                             response = await provider.chat(request)
-                    except TimeoutError:
+                    except TimeoutError as exc:
+                        if not deadline.expired():  # the provider's own client gave up
+                            raise ProviderTimeoutError(
+                                foreign_error(exc, config.name, cfg.id, provider.api_key).message,
+                                provider=config.name,
+                                model=cfg.id,
+                            ) from exc
                         raise ProviderTimeoutError(
                             f"no reply within the total timeout of {timeouts.total:g}s",
                             provider=config.name,
@@ -378,7 +425,7 @@ class LLMRuntime:
                 return response, attempt
             except ProviderError as error:
                 _tag(error, config.name, cfg.id, attempt)
-                delay = self._next_delay(retry, attempt, error, waited)
+                delay = self._next_delay(retry, attempt, error, waited[0])
                 if delay is None:
                     raise
                 log.info(
@@ -389,7 +436,7 @@ class LLMRuntime:
                     delay,
                 )
                 await self._sleep(delay)
-                waited += delay
+                waited[0] += delay
 
     def _next_delay(
         self, retry: RetryConfig, attempt: int, error: ProviderError, waited: float
@@ -446,6 +493,7 @@ class LLMRuntime:
     ) -> AsyncGenerator[str, None]:
         started = self._clock()
         attempts = 0
+        waited = 0.0  # total_wait_budget spans the fallbacks too
         failed: tuple[LLMRuntimeError, ModelConfig] | None = None
         for cfg in self._candidates(primary):
             if failed is not None and not self._fall_back_to(*failed, cfg):
@@ -461,7 +509,6 @@ class LLMRuntime:
             timeouts = self._timeouts(cfg, config)
             request = with_timeouts(request, timeouts)
             limiters = self._limiters_for(cfg, config)
-            waited = 0.0
             attempt = 0
             while True:
                 attempt += 1
@@ -539,12 +586,11 @@ class LLMRuntime:
         request = self.build_request(cfg, prompt=prompt, messages=messages, **kwargs)
         request = with_timeouts(request, self._timeouts(cfg, config))
         key_env = cfg.requires_api_key_env or config.api_key_env
-        api_key = self._env(key_env) if key_env else None
+        api_key = self._api_key(key_env) if key_env else None
         placeholder = api_key or (f"${key_env}" if key_env else None)
         base_url = self._base_url(cfg, config)
         cls = self._provider_class(config)
-        provider = cls(api_key=placeholder, base_url=base_url, **config.options)
-        provider.provider_name = config.name
+        provider = self._construct(cls, config, placeholder, base_url)
         try:
             described = provider.describe_request(request, stream=stream and cfg.supports_streaming)
         finally:

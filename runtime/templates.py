@@ -18,7 +18,7 @@ from .types import Message
 if TYPE_CHECKING:
     from jinja2 import Template
 
-__all__ = ["render_chat_template"]
+__all__ = ["render_chat_template", "template_problem"]
 
 _lock = threading.Lock()
 
@@ -60,5 +60,18 @@ def render_chat_template(
         raise
     except SecurityError as exc:
         raise InvalidRequestError(f"chat template refused by the sandbox: {exc}") from exc
-    except TemplateError as exc:
+    except (TemplateError, ArithmeticError, LookupError, TypeError, ValueError) as exc:
+        # A template is data: any error while it renders is the config's, not ours.
         raise InvalidRequestError(f"chat template failed: {type(exc).__name__}: {exc}") from exc
+
+
+def template_problem(source: str) -> str | None:
+    """Why ``source`` does not compile as a chat template, or None when it does."""
+    from jinja2 import TemplateSyntaxError
+
+    try:
+        with _lock:
+            _compile(source)
+    except TemplateSyntaxError as exc:
+        return f"the chat template does not compile: {exc.message} (template line {exc.lineno})"
+    return None

@@ -332,6 +332,38 @@ def test_parameter_conflicts(tmp_path: Path) -> None:
     ]
 
 
+def test_parameters_the_runtime_owns_cannot_be_model_parameters(tmp_path: Path) -> None:
+    models = """\
+    models:
+      m:
+        provider: scripted
+        extra_params: {stream: true, top_p: 0.5}
+        fixed_params: {model: other}
+    """
+    assert model_problems(tmp_path, models) == [
+        f"{tmp_path / 'models.yaml'}:4:20: models.m.extra_params.stream: "
+        "'stream' is set by the runtime for every call, not a model parameter",
+        f"{tmp_path / 'models.yaml'}:5:20: models.m.fixed_params.model: "
+        "'model' is set by the runtime for every call, not a model parameter",
+    ]
+
+
+def test_strict_compiles_chat_templates(tmp_path: Path) -> None:
+    models = """\
+    models:
+      m:
+        provider: scripted
+        chat_template: "{% for m in messages %}{{ m.content }"
+    """
+    providers, models_path = files(tmp_path, models=models)
+    loader.load_catalog(providers, models_path)  # not compiled unless strict
+    environ = {"SCRIPTED_API_KEY": "k"}
+    assert problems_of(providers, models_path, strict=True, environ=environ) == [
+        f"{models_path}:4:20: models.m.chat_template: "
+        "the chat template does not compile: unexpected '}' (template line 1)"
+    ]
+
+
 def test_problems_of_both_files_are_reported_at_once(tmp_path: Path) -> None:
     providers, models = files(
         tmp_path,
