@@ -59,6 +59,7 @@ class Reply:
     reset: bool = False
     cut_after: int | None = None
     content_type: str | None = None
+    stall_after: float = 0.0  # with chunks: seconds to wait before ending the body
 
 
 def sse(events: Iterable[tuple[str | None, Any]]) -> list[bytes]:
@@ -221,6 +222,8 @@ class LoopbackServer:
                             time.sleep(reply.chunk_delay)
                         self.wfile.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
                         self.wfile.flush()
+                    if reply.stall_after:
+                        time.sleep(reply.stall_after)
                     self.wfile.write(b"0\r\n\r\n")
                     self.wfile.flush()
                 except (BrokenPipeError, ConnectionResetError):

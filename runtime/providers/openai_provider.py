@@ -568,11 +568,11 @@ class OpenAIProvider(ChatProvider):
                 read_timeout=request.read_timeout,
             ) as events:
                 async for event in events:
-                    if done:
-                        continue  # drain to the end so the connection can be reused
                     if event.data.strip() == "[DONE]":
+                        # Stop here, as the official SDK does: a proxy that keeps the body
+                        # open after [DONE] must not turn a complete answer into a timeout.
                         done = True
-                        continue
+                        break
                     text = state.feed(
                         load_chunk(event.data, provider=client.provider, model=request.model)
                     )

@@ -800,6 +800,17 @@ async def test_stream_read_stall_times_out(
         await collect(any_provider, ChatRequest(model=MODEL, messages=USER, read_timeout=0.2))
 
 
+async def test_stream_ends_at_done_even_if_the_body_stays_open(
+    any_provider: ChatProvider, server: LoopbackServer
+) -> None:
+    # A proxy that holds the body open after [DONE] must not turn the answer into a timeout.
+    server.queue(Reply(chunks=stream_events(texts=("Hel", "lo")), stall_after=1))
+    request = ChatRequest(model=MODEL, messages=USER, read_timeout=0.2)
+    texts, end = await collect(any_provider, request)
+    assert texts == ["Hel", "lo"]
+    assert end.finish_reason == "stop"
+
+
 async def test_wire_stream_without_done_raises_even_after_finish(
     wire: ChatProvider, server: LoopbackServer
 ) -> None:
