@@ -168,9 +168,14 @@ async def test_total_wait_budget_stops_the_retries(
         pytest.param(overloaded(500), id="500"),
         pytest.param(Reply(502, "<html><body>502 Bad Gateway</body></html>"), id="502-html"),
         pytest.param(overloaded(503), id="503"),
+        pytest.param(Reply(reset=True), id="reset-before-the-reply"),
+        pytest.param(
+            Reply(chunks=[b'{"choices": ', b"[]}"], content_type="application/json", cut_after=1),
+            id="reset-mid-body",
+        ),
     ],
 )
-async def test_5xx_is_retried_then_succeeds(
+async def test_5xx_and_resets_are_retried_then_succeed(
     make_runtime: MakeRuntime, server: FaultServer, reply: Reply
 ) -> None:
     clock = FakeClock()
@@ -322,28 +327,6 @@ async def test_insufficient_quota_429_is_not_retried(
 
 
 # ---------------------------------------------------------------------------- transport
-
-
-@pytest.mark.parametrize(
-    "broken",
-    [
-        pytest.param(Reply(reset=True), id="before-the-reply"),
-        pytest.param(
-            Reply(chunks=[b'{"choices": ', b"[]}"], content_type="application/json", cut_after=1),
-            id="mid-body",
-        ),
-    ],
-)
-async def test_connection_reset_is_retried(
-    make_runtime: MakeRuntime, server: FaultServer, broken: Reply
-) -> None:
-    clock = FakeClock()
-    rt = make_runtime({"m": model()}, clock=clock)
-    server.queue(broken, ok())
-    result = await rt.generate(model="m", prompt="hi")
-    assert (result.text, result.attempts) == ("fine", 2)
-    assert clock.sleeps == [0.5]
-    assert len(server.requests) == 2
 
 
 async def test_connection_reset_until_max_attempts(
