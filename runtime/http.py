@@ -12,7 +12,7 @@ import email.utils
 import json
 import re
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +33,7 @@ from .errors import (
     RateLimitError,
     ServerError,
 )
+from .redact import scrub
 
 __all__ = [
     "ErrorInfo",
@@ -148,8 +149,12 @@ def error_for_status(
     provider: str | None,
     model: str | None,
     parse: ErrorParser = default_error_parser,
+    secrets: Iterable[str | None] = (),
 ) -> ProviderError:
-    """Map an HTTP error reply to our hierarchy, keeping the vendor's message."""
+    """Map an HTTP error reply to our hierarchy, keeping the vendor's message.
+
+    ``secrets`` (API keys) are scrubbed from the message: servers echo keys back.
+    """
     info: ErrorInfo | None = None
     text = body.decode("utf-8", errors="replace")
     try:
@@ -159,6 +164,7 @@ def error_for_status(
     message = info.message if info else _snippet(text)
     if not message or message in ("{}", "[]", "null", '""'):
         message = f"HTTP {status} with no error message in the reply"
+    message = scrub(message, secrets)
     code = info.code if info else None
     kind = info.type if info else None
     retry_after = parse_retry_after(headers)
@@ -277,9 +283,7 @@ class HTTPClient:
             await self._client.aclose()
 
     def _scrub(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
+        return scrub(text, self._secrets)
 
     def _timeout(self, connect: float | None, read: float | None) -> Any:
         if connect is None and read is None:
@@ -309,9 +313,8 @@ class HTTPClient:
             provider=self.provider,
             model=model,
             parse=self._parse,
+            secrets=self._secrets,
         )
-        err.message = self._scrub(err.message)
-        err.args = (err.message,)
         return err
 
     async def post_json(

@@ -6,7 +6,7 @@ import asyncio
 import random
 import time
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import Any, TypeVar
@@ -21,13 +21,14 @@ from .errors import (
     ProviderTimeoutError,
 )
 from .providers.base import LLMProvider
-from .redact import REDACTED
+from .redact import scrub
 from .types import ChatRequest, StreamEnd, TextDelta
 
 __all__ = [
     "Limiter",
     "backoff_delay",
     "foreign_error",
+    "guarded",
     "hold_slots",
     "merge_layers",
     "timed_events",
@@ -35,6 +36,7 @@ __all__ = [
 ]
 
 M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
 
 
 def merge_layers(cls: type[M], *layers: M | None) -> M:
@@ -168,6 +170,41 @@ class hold_slots:
             await self._held.pop().__aexit__(None, None, None)
 
 
+async def guarded(
+    awaitable: Awaitable[T],
+    limit: float | None,
+    expired: Callable[[float], str],
+    *,
+    provider: LLMProvider,
+    provider_name: str,
+    model: str,
+) -> T:
+    """Await a provider's ``awaitable`` within ``limit`` seconds; every failure becomes ours.
+
+    Our deadline raises ProviderTimeoutError with ``expired(limit)``; a TimeoutError of the
+    provider's own is not blamed on our limit; any foreign exception is wrapped, key scrubbed.
+    StopAsyncIteration passes through (the end of a stream is the caller's to judge).
+    """
+    deadline = asyncio.timeout(limit)
+    try:
+        async with deadline:
+            return await awaitable
+    except TimeoutError as exc:
+        if limit is not None and deadline.expired():
+            raise ProviderTimeoutError(
+                expired(limit), provider=provider_name, model=model
+            ) from None
+        raise ProviderTimeoutError(  # the provider's own client gave up
+            foreign_error(exc, provider_name, model, provider.api_key).message,
+            provider=provider_name,
+            model=model,
+        ) from exc
+    except (LLMRuntimeError, StopAsyncIteration):
+        raise
+    except Exception as exc:
+        raise foreign_error(exc, provider_name, model, provider.api_key) from exc
+
+
 async def timed_events(
     provider: LLMProvider,
     request: ChatRequest,
@@ -190,31 +227,22 @@ async def timed_events(
             if timeouts.total is not None:
                 limits.append(max(0.0, timeouts.total - (clock() - start)))
             limit = min((x for x in limits if x is not None), default=None)
-            deadline = asyncio.timeout(limit)
+            what = "first token" if first else "next chunk"
             try:
-                async with deadline:
-                    event = await source.__anext__()
+                event = await guarded(
+                    source.__anext__(),
+                    limit,
+                    f"stream: no {what} within {{:g}}s".format,
+                    provider=provider,
+                    provider_name=provider_name,
+                    model=cfg.id,
+                )
             except StopAsyncIteration:
                 raise MalformedResponseError(
                     "the stream ended without a final event",
                     provider=provider_name,
                     model=cfg.id,
                 ) from None
-            except TimeoutError as exc:
-                if not deadline.expired():  # the provider's own client gave up
-                    raise ProviderTimeoutError(
-                        foreign_error(exc, provider_name, cfg.id, provider.api_key).message,
-                        provider=provider_name,
-                        model=cfg.id,
-                    ) from exc
-                what = "first token" if first else "next chunk"
-                raise ProviderTimeoutError(
-                    f"stream: no {what} within {limit:g}s", provider=provider_name, model=cfg.id
-                ) from None
-            except LLMRuntimeError:
-                raise
-            except Exception as exc:
-                raise foreign_error(exc, provider_name, cfg.id, provider.api_key) from exc
             if isinstance(event, TextDelta):
                 first = False
                 yield event
@@ -235,14 +263,10 @@ async def timed_events(
 
 def foreign_error(exc: Exception, provider: str, model: str, api_key: str | None) -> ProviderError:
     """Wrap an exception a provider let escape, with any key scrubbed from its text."""
-    text = str(exc)
-    if api_key:
-        text = text.replace(api_key, REDACTED)
-        # The original stays chained as __cause__ (its type and traceback help): scrub its
-        # text too, or every traceback of the wrapper prints the key again.
-        exc.args = tuple(
-            arg.replace(api_key, REDACTED) if isinstance(arg, str) else arg for arg in exc.args
-        )
+    text = scrub(str(exc), (api_key,))
+    # The original stays chained as __cause__ (its type and traceback help): scrub its text
+    # too, or every traceback of the wrapper prints the key again.
+    exc.args = tuple(scrub(a, (api_key,)) if isinstance(a, str) else a for a in exc.args)
     return ProviderError(
         f"the provider raised {type(exc).__name__}: {text}", provider=provider, model=model
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["REDACTED", "SECRET_HEADERS", "redact"]
+__all__ = ["REDACTED", "SECRET_HEADERS", "redact", "scrub"]
 
 REDACTED = "***"
 #: Header names that carry credentials in any protocol we know; always redacted.
@@ -36,7 +36,13 @@ def _redact(value: Any, secret_headers: frozenset[str], secrets: list[str]) -> A
     if isinstance(value, list | tuple):
         return [_redact(v, secret_headers, secrets) for v in value]
     if isinstance(value, str):
-        for secret in secrets:
-            value = value.replace(secret, REDACTED)
-        return value
+        return scrub(value, secrets)
     return value
+
+
+def scrub(text: str, secrets: Iterable[str | None]) -> str:
+    """``text`` with every occurrence of each non-empty secret replaced by ``REDACTED``."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, REDACTED)
+    return text

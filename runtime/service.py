@@ -24,7 +24,6 @@ from .errors import (
     LLMRuntimeError,
     MissingAPIKeyError,
     ProviderError,
-    ProviderTimeoutError,
     RateLimitError,
     RuntimeClosedError,
     UnknownModelError,
@@ -33,7 +32,7 @@ from .errors import (
 from .policy import (
     Limiter,
     backoff_delay,
-    foreign_error,
+    guarded,
     hold_slots,
     merge_layers,
     timed_events,
@@ -41,7 +40,7 @@ from .policy import (
 )
 from .providers.base import LLMProvider
 from .providers.registry import ProviderImportError, import_provider_class, registered_providers
-from .redact import REDACTED, redact
+from .redact import redact, scrub
 from .request import build_request
 from .suggest import did_you_mean
 from .types import (
@@ -52,7 +51,7 @@ from .types import (
     StreamEnd,
 )
 
-__all__ = ["REDACTED", "CompletionStream", "LLMRuntime"]
+__all__ = ["CompletionStream", "LLMRuntime"]
 
 log = logging.getLogger("runtime")
 
@@ -119,6 +118,7 @@ class LLMRuntime:
         self._classes: dict[str, type[LLMProvider]] = {}
         self._instances: dict[tuple[str, str | None, str | None], LLMProvider] = {}
         self._limiters: dict[str, Limiter] = {}
+        self._merged: dict[tuple[str, str], tuple[RetryConfig, TimeoutConfig]] = {}
         self._closed = False
 
     # ------------------------------------------------------------------ lookup
@@ -193,7 +193,7 @@ class LLMRuntime:
     def _api_key(self, env_var: str) -> str | None:
         # Surrounding whitespace is never part of a key: a CRLF .env file leaves a "\r".
         value = self._env(env_var)
-        return value.strip() or None if value is not None else None
+        return (value.strip() or None) if value else None
 
     def _construct(
         self,
@@ -208,7 +208,7 @@ class LLMRuntime:
         except LLMRuntimeError:
             raise
         except Exception as exc:
-            text = str(exc).replace(api_key, REDACTED) if api_key else str(exc)
+            text = scrub(str(exc), (api_key,))
             raise ConfigError(
                 f"provider {config.name!r}: {cls.__name__}(**options) failed: "
                 f"{type(exc).__name__}: {text}"
@@ -263,12 +263,24 @@ class LLMRuntime:
     # ------------------------------------------------------------------ policies
 
     def _retry(self, model: ModelConfig, config: ProviderConfig) -> RetryConfig:
-        return merge_layers(RetryConfig, self.catalog.settings.retry, config.retry, model.retry)
+        return self._policies(model, config)[0]
 
     def _timeouts(self, model: ModelConfig, config: ProviderConfig) -> TimeoutConfig:
-        return merge_layers(
-            TimeoutConfig, self.catalog.settings.timeouts, config.timeouts, model.timeouts
-        )
+        return self._policies(model, config)[1]
+
+    def _policies(
+        self, model: ModelConfig, config: ProviderConfig
+    ) -> tuple[RetryConfig, TimeoutConfig]:
+        """The model's merged retry and time limits; the catalog is frozen, so merged once."""
+        key = (model.id, config.name)
+        merged = self._merged.get(key)
+        if merged is None:
+            settings = self.catalog.settings
+            merged = self._merged[key] = (
+                merge_layers(RetryConfig, settings.retry, config.retry, model.retry),
+                merge_layers(TimeoutConfig, settings.timeouts, config.timeouts, model.timeouts),
+            )
+        return merged
 
     def _limiters_for(self, model: ModelConfig, config: ProviderConfig) -> list[Limiter]:
         out = []
@@ -401,26 +413,14 @@ class LLMRuntime:
             attempt += 1
             try:
                 async with hold_slots(limiters):
-                    deadline = asyncio.timeout(timeouts.total)
-                    try:
-                        async with deadline:
-                            response = await provider.chat(request)
-                    except TimeoutError as exc:
-                        if not deadline.expired():  # the provider's own client gave up
-                            raise ProviderTimeoutError(
-                                foreign_error(exc, config.name, cfg.id, provider.api_key).message,
-                                provider=config.name,
-                                model=cfg.id,
-                            ) from exc
-                        raise ProviderTimeoutError(
-                            f"no reply within the total timeout of {timeouts.total:g}s",
-                            provider=config.name,
-                            model=cfg.id,
-                        ) from None
-                    except LLMRuntimeError:
-                        raise
-                    except Exception as exc:
-                        raise foreign_error(exc, config.name, cfg.id, provider.api_key) from exc
+                    response = await guarded(
+                        provider.chat(request),
+                        timeouts.total,
+                        "no reply within the total timeout of {:g}s".format,
+                        provider=provider,
+                        provider_name=config.name,
+                        model=cfg.id,
+                    )
                 _check_response(response, config.name, cfg.id)
                 return response, attempt
             except ProviderError as error:

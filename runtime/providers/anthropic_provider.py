@@ -42,6 +42,7 @@ from ..errors import (
     RuntimeClosedError,
 )
 from ..http import ErrorInfo, HTTPClient, SSEEvent, default_error_parser, error_for_status
+from ..redact import scrub
 from ..types import (
     ChatRequest,
     FinishReason,
@@ -409,7 +410,7 @@ class AnthropicProvider(ChatProvider):
         return repr(text if len(text) <= 200 else text[:200] + "...")
 
     def _scrub(self, text: str) -> str:
-        return text.replace(self.api_key, "***") if self.api_key else text
+        return scrub(text, (self.api_key,))
 
 
 def _finish_reason(stop_reason: Any) -> FinishReason:

@@ -75,6 +75,7 @@ from ..errors import (
     RuntimeClosedError,
 )
 from ..http import ErrorInfo, HTTPClient, SSEEvent, error_for_status
+from ..redact import scrub
 from ..types import (
     ChatRequest,
     FinishReason,
@@ -542,22 +543,18 @@ class GeminiProvider(ChatProvider):
         status = code if isinstance(code, int) and code >= 400 else None
         if status is None:
             status = _GRPC_HTTP.get(str(envelope.get("status")), 500)
-        err = error_for_status(
+        return error_for_status(
             status,
             {},
             json.dumps({"error": envelope}).encode(),
             provider=self.provider_name or None,
             model=model,
             parse=parse_gemini_error,
+            secrets=self._secrets,
         )
-        err.message = self._scrub(err.message)
-        err.args = (err.message,)
-        return err
 
     def _scrub(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
+        return scrub(text, self._secrets)
 
     def _malformed(self, what: str, model: str) -> MalformedResponseError:
         return MalformedResponseError(

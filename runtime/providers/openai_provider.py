@@ -45,6 +45,7 @@ from ..errors import (
     RuntimeClosedError,
 )
 from ..http import ErrorInfo, HTTPClient, default_error_parser, error_for_status
+from ..redact import scrub
 from ..types import (
     ChatRequest,
     FinishReason,
@@ -203,12 +204,8 @@ def openai_error_parser(body: Any) -> ErrorInfo | None:
 
 def scrub_error(err: ProviderError, secrets: tuple[str | None, ...]) -> ProviderError:
     """Remove ``secrets`` from the error's message (in place) and return it."""
-    message = err.message
-    for secret in secrets:
-        if secret:
-            message = message.replace(secret, "***")
-    err.message = message
-    err.args = (message,)
+    err.message = scrub(err.message, secrets)
+    err.args = (err.message,)
     return err
 
 
@@ -243,10 +240,12 @@ def error_from_payload(
         provider=provider,
         model=model,
         parse=openai_error_parser,
+        secrets=secrets,
     )
     err.status_code = None  # the HTTP status was 200; the error came inside the body
     err.message = f"{where} reported an error: {err.message}"
-    return scrub_error(err, secrets)
+    err.args = (err.message,)
+    return err
 
 
 @contextmanager

@@ -224,15 +224,15 @@ class OpenAISDKProvider(ChatProvider):
             body: bytes = exc.response.content
         except Exception:  # the SDK did not read the body (httpx's ResponseNotRead)
             body = json.dumps({"error": exc.body}).encode()
-        err = error_for_status(
+        return error_for_status(
             exc.status_code,
             exc.response.headers,
             body,
             provider=self.provider_name or None,
             model=model,
             parse=openai_error_parser,
+            secrets=(self.api_key,),
         )
-        return scrub_error(err, (self.api_key,))
 
     def _as_dict(self, obj: Any, model: str) -> Any:
         to_dict = getattr(obj, "to_dict", None)
