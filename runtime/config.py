@@ -8,6 +8,7 @@ proves the committed files equal the generated ones.
 from __future__ import annotations
 
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -20,6 +21,7 @@ __all__ = [
     "RetryConfig",
     "RuntimeSettings",
     "TimeoutConfig",
+    "base_url_problem",
     "models_file_schema",
     "providers_file_schema",
 ]
@@ -31,8 +33,31 @@ _DOTTED = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$"
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$"
 
 
+def base_url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be a base URL, or None. Never quotes the URL (it may hold a secret)."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises on a port that is not a number
+    except ValueError:
+        return "is not a valid URL"
+    del port
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "must be an http:// or https:// URL with a host, e.g. https://api.example.com/v1"
+    if parts.username is not None or parts.password is not None:
+        return (
+            "must not hold credentials (user:password@): put the API key in the environment "
+            "variable that api_key_env names, and extra headers in the provider's options"
+        )
+    if any(c.isspace() for c in url):
+        return "must not contain spaces"
+    return None
+
+
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    # Inputs stay out of error texts: a base_url or an option may hold a secret.
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", populate_by_name=True, hide_input_in_errors=True
+    )
 
 
 class RetryConfig(_Frozen):
@@ -106,7 +131,11 @@ class ProviderConfig(_Frozen):
     api_key_env: str | None = Field(
         None, pattern=_ENV_NAME, description="Environment variable that holds the API key."
     )
-    base_url: str | None = Field(None, description="Base URL of the service's API.")
+    base_url: str | None = Field(
+        None,
+        description="Base URL of the service's API: an http(s) URL without credentials.",
+        json_schema_extra={"format": "uri"},
+    )
     base_url_env: str | None = Field(
         None,
         pattern=_ENV_NAME,
@@ -119,6 +148,14 @@ class ProviderConfig(_Frozen):
     retry: RetryConfig | None = Field(None, description="Retry policy for this provider.")
     timeouts: TimeoutConfig | None = Field(None, description="Time limits for this provider.")
     limits: LimitsConfig | None = Field(None, description="Concurrency and rate limits.")
+
+    @field_validator("base_url")
+    @classmethod
+    def _check_base_url(cls, value: str | None) -> str | None:
+        problem = base_url_problem(value) if value is not None else None
+        if problem:
+            raise ValueError(problem)
+        return value
 
 
 class ModelConfig(_Frozen):

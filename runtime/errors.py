@@ -22,6 +22,7 @@
         ├── ProviderTimeoutError     connect / read / total timeout
         ├── ProviderConnectionError  refused, reset, DNS, TLS
         └── MalformedResponseError   a reply that does not parse as the protocol says
+            └── ToolArgumentsError   a tool call whose arguments are not a JSON object
 
 Every message is written for a person: what happened, where, and the next step.
 No message, repr or attribute ever contains an API key.
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, Self, cast
 
 __all__ = [
     "AuthenticationError",
@@ -52,13 +54,55 @@ __all__ = [
     "RateLimitError",
     "RuntimeClosedError",
     "ServerError",
+    "ToolArgumentsError",
     "UnknownModelError",
     "UnknownProviderError",
 ]
 
 
 class LLMRuntimeError(Exception):
-    """Base class of every error this package raises on purpose."""
+    """Base class of every error this package raises on purpose.
+
+    ``failures`` is set on the error a fallback chain raises when every model failed: one
+    ``(model id, error)`` pair per model tried after the first, in order (the error itself is
+    the first model's, so its type stays catchable). Every error pickles with its message and
+    fields (task queues and multiprocessing send them across processes).
+    """
+
+    failures: tuple[tuple[str, LLMRuntimeError], ...] = ()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Rebuilt without calling __init__: subclasses take different arguments, and the
+        # state (fields, notes) is what matters.
+        return (_rebuild, (type(self), self.args, dict(self.__dict__)))
+
+    def _text(self) -> str:
+        """The message without any prefix (what a suffix is appended to)."""
+        return str(self.args[0]) if self.args else ""
+
+    def _set_text(self, text: str) -> None:
+        self.args = (text,)
+
+    def with_failures(self, failures: Sequence[tuple[str, LLMRuntimeError]]) -> Self:
+        """A copy of this error whose message also names every later failure of a chain."""
+        copy = cast(Self, _rebuild(type(self), self.args, dict(self.__dict__)))
+        lines = [f"  - model {model!r}: {error}" for model, error in failures]
+        copy._set_text(
+            self._text()
+            + f"\n  and every fallback failed too ({len(failures)}):\n"
+            + "\n".join(lines)
+        )
+        copy.failures = tuple(failures)
+        return copy
+
+
+def _rebuild(
+    cls: type[LLMRuntimeError], args: tuple[Any, ...], state: dict[str, Any]
+) -> LLMRuntimeError:
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error
 
 
 @dataclass(frozen=True)
@@ -158,6 +202,9 @@ class ProviderError(LLMRuntimeError):
     retryable: bool = False
     #: Attempts the runtime made on ``model`` before raising this (0: not raised by the runtime).
     attempts: int = 0
+    #: The catalog model id (models.yaml) of the call, set by the runtime; ``model`` is the
+    #: name the vendor knows (``provider_model``), as the provider reported it.
+    model_id: str | None = None
 
     def __init__(
         self,
@@ -167,20 +214,32 @@ class ProviderError(LLMRuntimeError):
         model: str | None = None,
         status_code: int | None = None,
         vendor_code: str | None = None,
+        retry_after: float | None = None,
     ) -> None:
         self.message = message
         self.provider = provider
         self.model = model
         self.status_code = status_code
         self.vendor_code = vendor_code
+        #: Seconds the server asked us to wait (Retry-After or the body's hint); finite or None.
+        self.retry_after = retry_after
         super().__init__(message)
+
+    def _text(self) -> str:
+        return self.message
+
+    def _set_text(self, text: str) -> None:
+        self.message = text
+        self.args = (text,)
 
     def __str__(self) -> str:
         parts = []
         if self.provider:
             parts.append(f"provider {self.provider!r}")
-        if self.model:
-            parts.append(f"model {self.model!r}")
+        if self.model_id and self.model and self.model_id != self.model:
+            parts.append(f"model {self.model_id!r} ({self.model!r} at the vendor)")
+        elif self.model_id or self.model:
+            parts.append(f"model {self.model_id or self.model!r}")
         if self.status_code is not None:
             parts.append(f"HTTP {self.status_code}")
         prefix = f"[{', '.join(parts)}] " if parts else ""
@@ -216,19 +275,11 @@ class RateLimitError(ProviderError):
 
     retryable = True
 
-    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: object) -> None:
-        self.retry_after = retry_after
-        super().__init__(message, **kwargs)  # type: ignore[arg-type]
-
 
 class ServerError(ProviderError):
     """The provider failed on its side (HTTP 5xx, 408, 409 or an overload signal)."""
 
     retryable = True
-
-    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: object) -> None:
-        self.retry_after = retry_after
-        super().__init__(message, **kwargs)  # type: ignore[arg-type]
 
 
 class ProviderTimeoutError(ProviderError):
@@ -245,3 +296,12 @@ class ProviderConnectionError(ProviderError):
 
 class MalformedResponseError(ProviderError):
     """The provider's reply did not follow its protocol."""
+
+
+class ToolArgumentsError(MalformedResponseError):
+    """A tool call whose arguments are not a JSON object; ``raw_arguments`` keeps the text."""
+
+    def __init__(self, message: str, *, raw_arguments: str, tool_name: str, **kwargs: Any) -> None:
+        self.raw_arguments = raw_arguments
+        self.tool_name = tool_name
+        super().__init__(message, **kwargs)

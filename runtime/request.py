@@ -4,18 +4,33 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from .config import ModelConfig
 from .errors import InvalidRequestError
 from .types import ChatRequest, Message, normalize_messages
 
-__all__ = ["build_request"]
+__all__ = ["RESERVED", "RUNTIME_OWNED", "PolicyNote", "build_request", "plan_request"]
 
 log = logging.getLogger("runtime")
 
 #: Keyword arguments the runtime itself owns; a call may not pass them as parameters.
 RESERVED = frozenset({"model", "messages", "prompt", "stream"})
+#: Keyword arguments the runtime takes per call (never sent to a vendor as body fields).
+RUNTIME_OWNED = frozenset({"timeout", "api_key", "base_url"})
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyNote:
+    """What the model's parameter policy did to one parameter of a call, and why."""
+
+    param: str
+    action: str  # "dropped" or "pinned"
+    why: str
+
+    def __str__(self) -> str:
+        return f"{self.param}: {self.action} ({self.why})"
 
 
 def build_request(
@@ -27,7 +42,28 @@ def build_request(
     max_tokens: int | None = None,
     **kwargs: Any,
 ) -> ChatRequest:
-    """The request ``cfg``'s provider receives for these call arguments.
+    """The request ``cfg``'s provider receives for these call arguments (see plan_request)."""
+    request, _ = plan_request(
+        cfg,
+        prompt=prompt,
+        messages=messages,
+        temperature=temperature,
+        max_tokens=max_tokens,
+        **kwargs,
+    )
+    return request
+
+
+def plan_request(
+    cfg: ModelConfig,
+    *,
+    prompt: str | None = None,
+    messages: Iterable[Message | Mapping[str, Any]] | None = None,
+    temperature: float | None = None,
+    max_tokens: int | None = None,
+    **kwargs: Any,
+) -> tuple[ChatRequest, tuple[PolicyNote, ...]]:
+    """The request ``cfg``'s provider receives, and what the parameter policy changed.
 
     Merge order: call arguments > the model's ``extra_params`` > its defaults. Then the
     model's policy: ``unsupported_params`` are dropped (or refused), ``fixed_params`` pinned.
@@ -40,9 +76,17 @@ def build_request(
         raise InvalidRequestError(
             f"{', '.join(sorted(reserved))}: set by the runtime, not a call parameter"
         )
+    owned = RUNTIME_OWNED.intersection(kwargs)
+    if owned:
+        raise InvalidRequestError(
+            f"{', '.join(sorted(owned))}: taken by the runtime per call (generate, stream, "
+            "completion), never sent as a request parameter"
+        )
     if prompt is not None:
         if not isinstance(prompt, str):
             raise InvalidRequestError(f"prompt must be a string, not {type(prompt).__name__}")
+        if not prompt.strip():
+            raise InvalidRequestError("prompt is empty: give the text to complete")
         msgs: tuple[Message, ...] = (Message("user", prompt),)
     else:
         try:
@@ -68,7 +112,7 @@ def build_request(
         extra["max_tokens"] = extra.pop(cfg.max_tokens_param)
     params.update(extra)
     params.update(explicit)
-    _apply_policy(cfg, params, explicit)
+    notes = _apply_policy(cfg, params, explicit)
 
     rendered = prompt
     if cfg.chat_template is not None and prompt is None:
@@ -76,7 +120,7 @@ def build_request(
 
         rendered = render_chat_template(cfg.chat_template, msgs)
 
-    return ChatRequest(
+    request = ChatRequest(
         model=cfg.provider_model,
         messages=msgs,
         temperature=params.pop("temperature", None),
@@ -86,6 +130,7 @@ def build_request(
         prompt=rendered,
         options=cfg.options,
     )
+    return request, notes
 
 
 def _check_types(explicit: Mapping[str, Any]) -> None:
@@ -100,20 +145,37 @@ def _check_types(explicit: Mapping[str, Any]) -> None:
         raise InvalidRequestError(f"max_tokens must be a positive integer, got {max_tokens!r}")
 
 
-def _apply_policy(cfg: ModelConfig, params: dict[str, Any], explicit: Mapping[str, Any]) -> None:
-    def refuse(name: str, why: str) -> None:
+def _apply_policy(
+    cfg: ModelConfig, params: dict[str, Any], explicit: Mapping[str, Any]
+) -> tuple[PolicyNote, ...]:
+    """Drop unsupported and pin fixed parameters; say what changed for the caller's ones."""
+    notes: list[PolicyNote] = []
+
+    def refuse(name: str, action: str, why: str, error: str) -> None:
         if cfg.on_unsupported == "error":
-            raise InvalidRequestError(f"model {cfg.id!r}: parameter {name!r} {why}")
-        log.warning("model %r: dropping parameter %r: %s", cfg.id, name, why)
+            raise InvalidRequestError(f"model {cfg.id!r}: parameter {name!r} {error}")
+        log.warning("model %r: parameter %r %s (%s)", cfg.id, name, action, why)
+        notes.append(PolicyNote(name, action, why))
 
     for name in cfg.unsupported_params:
         key = "max_tokens" if name == cfg.max_tokens_param else name
         if explicit.get(key) is not None:
-            refuse(name, "is not supported by this model")
+            refuse(
+                name,
+                "dropped",
+                "unsupported_params of this model",
+                "is not supported by this model",
+            )
         params.pop(key, None)
     for name, value in cfg.fixed_params.items():
         key = "max_tokens" if name == cfg.max_tokens_param else name
         given = explicit.get(key)
         if given is not None and given != value:
-            refuse(name, f"is fixed to {value!r} for this model (got {given!r})")
+            refuse(
+                name,
+                f"pinned to {value!r}",
+                f"fixed_params of this model; got {given!r}",
+                f"is fixed to {value!r} for this model (got {given!r})",
+            )
         params[key] = value
+    return tuple(notes)

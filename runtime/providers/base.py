@@ -32,6 +32,9 @@ class LLMProvider(ABC):
     provider_name: str = ""
     #: Whether ``stream_chat`` yields text as it arrives (False: derived, one chunk).
     streams_natively: ClassVar[bool] = False
+    #: The content part types this provider can send (``runtime.types`` part ``type`` tags);
+    #: the runtime refuses a request carrying any other before calling the provider.
+    content_kinds: ClassVar[frozenset[str]] = frozenset({"text"})
 
     def __init__(self, api_key: str | None = None, base_url: str | None = None, **kwargs: Any):
         self.api_key = api_key

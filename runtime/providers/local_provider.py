@@ -68,6 +68,7 @@ from ..errors import (
     ServerError,
 )
 from ..types import (
+    Accumulator,
     ChatRequest,
     FinishReason,
     ProviderResponse,
@@ -219,17 +220,11 @@ class LocalProvider(ChatProvider):
 
     async def chat(self, request: ChatRequest) -> ProviderResponse:
         """Generate a completion of the rendered prompt; text, finish reason and usage."""
-        pieces: list[str] = []
-        end = StreamEnd()
+        accumulator = Accumulator()
         async with aclosing(self.stream_chat(request)) as events:
             async for event in events:
-                if isinstance(event, TextDelta):
-                    pieces.append(event.text)
-                else:
-                    end = event
-        return ProviderResponse(
-            text="".join(pieces), finish_reason=end.finish_reason, usage=end.usage, model=end.model
-        )
+                accumulator.add(event)
+        return accumulator.response()
 
     async def stream_chat(self, request: ChatRequest) -> AsyncGenerator[StreamEvent, None]:
         """Yield text as the engine produces it, then one ``StreamEnd`` with usage.

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 import threading
+from collections.abc import Iterable
 
 from ..errors import UnknownProviderError
 from .base import LLMProvider
@@ -18,6 +21,7 @@ __all__ = [
 ]
 
 _lock = threading.Lock()
+_path_lock = threading.RLock()  # not _lock: an imported module may call register_provider
 _registry: dict[str, type[LLMProvider]] = {}
 
 
@@ -64,16 +68,61 @@ def get_provider_class(name: str) -> type[LLMProvider]:
     return cls
 
 
-def import_provider_class(path: str) -> type[LLMProvider]:
+def _search_dirs(near: Iterable[str]) -> list[str]:
+    """The folders of the YAML files, then the current directory, not already on sys.path."""
+    dirs: list[str] = []
+    for source in near:
+        folder = os.path.dirname(os.path.abspath(source))
+        if folder not in dirs:
+            dirs.append(folder)
+    cwd = os.getcwd()
+    if cwd not in dirs:
+        dirs.append(cwd)
+    on_path = {os.path.abspath(p or os.curdir) for p in sys.path}
+    return [d for d in dirs if d not in on_path]
+
+
+def _import(module_name: str, near: Iterable[str]) -> object:
+    """Import from sys.path; else from the folders of the YAML files and the current one.
+
+    Why: ``python -m runtime`` has the current directory on sys.path, the console script does
+    not; a provider module written beside providers.yaml must import in both.
+    """
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        top = module_name.partition(".")[0]
+        extra = _search_dirs(near)
+        if exc.name != top or not extra:
+            raise
+        with _path_lock:
+            sys.path[:0] = extra
+            try:
+                return importlib.import_module(module_name)
+            except ModuleNotFoundError as retry:
+                if retry.name != top:
+                    raise
+                raise ModuleNotFoundError(
+                    f"{exc}; looked on sys.path and in {', '.join(extra)}: put {top}.py beside "
+                    "providers.yaml, install its package, or add its folder to PYTHONPATH",
+                    name=top,
+                ) from None
+            finally:
+                for folder in extra:
+                    sys.path.remove(folder)
+
+
+def import_provider_class(path: str, *, near: Iterable[str] = ()) -> type[LLMProvider]:
     """Import ``package.module.Class`` and check that it is an LLMProvider subclass.
 
-    Only ``class:`` fields reach this function; nothing else is imported by name.
+    Only ``class:`` fields reach this function; nothing else is imported by name. ``near``
+    are the config files: their folders are searched after sys.path (see ``_import``).
     """
     module_name, _, attr = path.rpartition(".")
     if not module_name or not attr:
         raise ProviderImportError(f"{path!r} is not a dotted path of the form package.module.Class")
     try:
-        module = importlib.import_module(module_name)
+        module = _import(module_name, near)
     except ImportError as exc:
         raise ProviderImportError(f"cannot import module {module_name!r}: {exc}") from exc
     except Exception as exc:  # a module that fails while importing is still a config problem

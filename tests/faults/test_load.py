@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from runtime import errors
+from runtime.engine.resolve import Timing
 from runtime.service import LLMRuntime
 from tests.faults.fault_server import FaultServer, Recorded, Reply
 from tests.loopback import sse
@@ -197,7 +198,7 @@ async def test_ten_thousand_calls_with_faults_lose_nothing_and_leak_nothing() ->
             },
         )
         # rand() == 0: backoff is 0 s; a 429's retry-after-ms of 1 is a real 1 ms sleep.
-        rt = LLMRuntime(cat, environ={"LOAD_API_KEY": "sk-load"}, rand=lambda: 0.0)
+        rt = LLMRuntime(cat, environ={"LOAD_API_KEY": "sk-load"}, _timing=Timing(rand=lambda: 0.0))
         totals: Counter[str] = Counter()
         sizes: list[int] = []
         tracing = tracemalloc.is_tracing()

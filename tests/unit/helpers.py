@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 from runtime.config import Catalog, ModelConfig, ProviderConfig, RuntimeSettings
+from runtime.engine.resolve import Timing
 from runtime.providers.base import LLMProvider
 from runtime.service import LLMRuntime
 
@@ -47,7 +48,8 @@ class FakeClock:
 
 def runtime_for(cat: Catalog, clock: FakeClock | None = None, **kwargs: Any) -> LLMRuntime:
     clock = clock or FakeClock()
-    return LLMRuntime(cat, sleep=clock.sleep, clock=clock, rand=lambda: 0.5, **kwargs)
+    timing = Timing(sleep=clock.sleep, clock=clock, rand=lambda: 0.5)
+    return LLMRuntime(cat, _timing=timing, **kwargs)
 
 
 class YourProvider(LLMProvider):

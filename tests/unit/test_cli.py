@@ -347,6 +347,8 @@ def test_explain_scripted_echo(cli: CLI) -> None:
         "api_key_env": None,
         "api_key": "not needed",
         "stream": False,
+        "timeout": 600.0,
+        "parameter_policy": [],
         "request": {
             "call": "ScriptedProvider.chat",
             "args": {
@@ -368,6 +370,8 @@ def _wire(model: str, provider: str, cls: str, key_env: str, stream: bool) -> di
         "api_key_env": key_env,
         "api_key": "set",
         "stream": stream,
+        "timeout": 600.0,
+        "parameter_policy": [],
     }
 
 

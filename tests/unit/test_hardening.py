@@ -12,7 +12,7 @@ import pytest
 from runtime import errors
 from runtime.cli import main
 from runtime.config import RetryConfig
-from runtime.policy import backoff_delay
+from runtime.engine.retry import backoff_delay
 from runtime.providers.base import ChatProvider
 from runtime.testing import ScriptedProvider
 from runtime.types import ChatRequest, ProviderResponse, StreamEvent
@@ -46,7 +46,7 @@ async def test_provider_timeout_without_total_limit_is_ours_in_generate() -> Non
     rt = runtime_for(_no_limits_catalog())
     with pytest.raises(errors.ProviderError) as info:
         await rt.generate(model="m", prompt="x")
-    assert "total timeout" not in str(info.value)
+    assert "total time limit" not in str(info.value)
 
 
 async def test_provider_timeout_without_limits_is_ours_in_stream() -> None:
@@ -64,7 +64,7 @@ async def test_provider_own_timeout_is_not_blamed_on_the_total_limit() -> None:
     rt = runtime_for(cat)
     with pytest.raises(errors.ProviderError) as info:
         await rt.generate(model="m", prompt="x")
-    assert "total timeout of 600s" not in str(info.value)
+    assert "total time limit of 600s" not in str(info.value)
 
 
 async def test_total_wait_budget_spans_the_fallbacks_of_one_call() -> None:

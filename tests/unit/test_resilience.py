@@ -10,7 +10,8 @@ import pytest
 
 from runtime import errors
 from runtime.config import LimitsConfig, RetryConfig
-from runtime.policy import Limiter, backoff_delay
+from runtime.engine.limits import Limiter
+from runtime.engine.retry import backoff_delay
 from runtime.testing import Script, ScriptedProvider
 
 from .helpers import FakeClock, catalog, runtime_for
@@ -192,7 +193,7 @@ async def test_context_length_falls_back_only_to_a_larger_window() -> None:
     assert [c.model for c in provider.calls] == ["a", "vendor-c"]  # b (500) skipped
 
 
-async def test_last_error_is_raised_when_every_fallback_fails() -> None:
+async def test_the_first_error_is_raised_naming_every_fallback_failure() -> None:
     rt = runtime_for(_fallback_catalog())
     provider = _scripted(rt, "a")
     provider.queue(*[errors.ServerError(str(i)) for i in range(2)])
@@ -200,8 +201,18 @@ async def test_last_error_is_raised_when_every_fallback_fails() -> None:
     provider.queue(errors.ServerError("c1"), errors.ServerError("c2"), errors.ServerError("c3"))
     with pytest.raises(errors.ServerError) as info:
         await rt.generate(model="a", prompt="x")
-    assert info.value.message == "c3"
-    assert info.value.model == "c"
+    error = info.value
+    assert (error.model_id, error.model, error.attempts) == ("a", "a", 2)
+    assert [(m, type(e).__name__, e.message) for m, e in error.failures] == [
+        ("b", "ServerError", "b3"),
+        ("c", "ServerError", "c3"),
+    ]
+    assert str(error) == (
+        "[provider 's', model 'a'] 1\n"
+        "  and every fallback failed too (2):\n"
+        "  - model 'b': [provider 's', model 'b' ('vendor-b' at the vendor)] b3\n"
+        "  - model 'c': [provider 's', model 'c' ('vendor-c' at the vendor)] c3"
+    )
     assert len(provider.calls) == 8
 
 
@@ -261,7 +272,7 @@ async def test_total_timeout_raises_our_timeout_error_and_is_retried() -> None:
     provider.queue(Script(text="late", delay=5), Script(text="late", delay=5))
     with pytest.raises(errors.ProviderTimeoutError) as info:
         await rt.completion("x", "m")
-    assert "total timeout of 0.05s" in str(info.value)
+    assert "total time limit of 0.05s" in str(info.value)
 
 
 async def test_stream_first_token_timeout() -> None:
@@ -325,7 +336,7 @@ async def test_max_concurrency_is_enforced_and_slots_are_released() -> None:
     results = await asyncio.gather(*(rt.completion(f"p{i}", "m") for i in range(10)))
     assert sorted(results) == sorted(f"p{i}" for i in range(10))
     assert peak == 2
-    limiter = rt._limiters["provider:s"]
+    limiter = rt._snapshot.limiter("provider:s")
     assert limiter.in_flight == 0
 
 
@@ -336,7 +347,7 @@ async def test_cancelling_a_waiting_or_running_call_releases_its_slot() -> None:
     running = asyncio.ensure_future(rt.completion("x", "m"))
     waiting = asyncio.ensure_future(rt.completion("y", "m"))
     await asyncio.sleep(0.01)
-    limiter = rt._limiters["model:m"]
+    limiter = rt._snapshot.limiter("model:m")
     assert limiter.in_flight == 1
     waiting.cancel()
     running.cancel()

@@ -1,0 +1,357 @@
+"""The one call loop: candidates -> attempts -> events, for ``generate`` and ``stream`` alike.
+
+``Call.events()`` walks the fallback chain; for each model it makes attempts until one
+succeeds or ``decide_retry`` gives up, then asks ``decide_fallback`` about the next model.
+Streaming, every event is forwarded as it arrives and "output already delivered" is a
+property of the loop: once the caller has seen a delta, nothing is retried or sent again.
+Not streaming, the provider's reply is taken whole. Either way the attempt's result becomes
+``Call.completion``; when every model failed, the first model's error is raised with every
+other failure attached (``LLMRuntimeError.failures``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncGenerator, Iterable, Mapping
+from contextlib import AbstractAsyncContextManager, nullcontext
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from ..config import ModelConfig
+from ..errors import (
+    InvalidRequestError,
+    LLMRuntimeError,
+    ProviderError,
+    ToolArgumentsError,
+)
+from ..providers.base import LLMProvider
+from ..request import PolicyNote, plan_request
+from ..types import (
+    Accumulator,
+    ChatRequest,
+    Completion,
+    Message,
+    ProviderResponse,
+    StreamEnd,
+    StreamEvent,
+    UsageUpdate,
+)
+from ..types import ToolArgumentsError as _RawToolArgumentsError
+from .deadlines import guarded, timed_events
+from .limits import hold_slots
+from .resolve import Instances, ModelPlan, Snapshot
+from .retry import GiveUp, Next, decide_fallback, decide_retry
+
+__all__ = ["RUNTIME_OWNED", "Call", "CallArgs"]
+
+log = logging.getLogger("runtime")
+
+#: Keyword arguments the runtime takes for itself, never sent to a vendor.
+RUNTIME_OWNED = frozenset({"timeout", "api_key", "base_url"})
+
+
+@dataclass(frozen=True, slots=True)
+class CallArgs:
+    """The arguments of one call, as the caller gave them (runtime-owned ones split off)."""
+
+    prompt: str | None = None
+    messages: Iterable[Message | Mapping[str, Any]] | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+    params: Mapping[str, Any] = field(default_factory=dict)
+    timeout: float | None = None  # a total limit for each attempt of this call
+    api_key: str | None = field(default=None, repr=False)  # a key for this call only
+
+    @classmethod
+    def split(
+        cls,
+        prompt: str | None,
+        messages: Iterable[Message | Mapping[str, Any]] | None,
+        temperature: float | None,
+        max_tokens: int | None,
+        kwargs: Mapping[str, Any],
+    ) -> CallArgs:
+        """Take ``timeout`` and ``api_key`` out of the keyword arguments; refuse ``base_url``."""
+        params = dict(kwargs)
+        if "base_url" in params:
+            raise InvalidRequestError(
+                "base_url cannot be given per call: set base_url (or base_url_env) for the "
+                "provider in providers.yaml"
+            )
+        timeout = params.pop("timeout", None)
+        if timeout is not None and (
+            isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0
+        ):
+            raise InvalidRequestError(
+                f"timeout must be a positive number of seconds, got {timeout!r}"
+            )
+        api_key = params.pop("api_key", None)
+        if api_key is not None and not isinstance(api_key, str):
+            raise InvalidRequestError("api_key must be a string")
+        if messages is not None and not isinstance(messages, list | tuple):
+            messages = list(messages)  # read once: every attempt and fallback reads it again
+        return cls(
+            prompt,
+            messages,
+            temperature,
+            max_tokens,
+            params,
+            float(timeout) if timeout is not None else None,
+            api_key or None,
+        )
+
+    def request_for(self, model: ModelConfig) -> tuple[ChatRequest, tuple[PolicyNote, ...]]:
+        return plan_request(
+            model,
+            prompt=self.prompt,
+            messages=self.messages,
+            temperature=self.temperature,
+            max_tokens=self.max_tokens,
+            **self.params,
+        )
+
+
+def _tag(error: ProviderError, plan: ModelPlan, attempts: int) -> None:
+    # The one place errors are completed after construction: the provider does not know
+    # the catalog's names, the runtime does.
+    if error.provider is None:
+        error.provider = plan.provider.name
+    if error.model is None:
+        error.model = plan.model.provider_model
+    error.model_id = plan.model.id
+    error.attempts = attempts
+
+
+class Call:
+    """One call through the fallback chain of ``primary``; ``events()`` runs it."""
+
+    def __init__(
+        self,
+        snapshot: Snapshot,
+        instances: Instances,
+        primary: ModelConfig,
+        args: CallArgs,
+        *,
+        stream: bool,
+        first: ChatRequest | None = None,
+    ) -> None:
+        self.snapshot = snapshot
+        self._first = first  # the primary's request, built already at the call site
+        self.instances = instances
+        self.primary = primary
+        self.args = args
+        self.stream = stream
+        self.completion: Completion | None = None
+        self.delivered = False  # a delta reached the caller: no retry, no fallback
+
+    async def result(self) -> Completion:
+        """Run the call to its end and return the completion (nothing is forwarded)."""
+        async for _ in self.events():
+            pass
+        assert self.completion is not None
+        return self.completion
+
+    async def events(self) -> AsyncGenerator[StreamEvent, None]:
+        """The loop: yields the events of the answering attempt (only when streaming)."""
+        timing = self.snapshot.timing
+        started = timing.clock()
+        attempts = 0
+        waited = 0.0  # total_wait_budget spans the fallbacks of one call
+        failures: list[tuple[ModelConfig, LLMRuntimeError]] = []
+        for model in self.snapshot.candidates(self.primary):
+            if failures:
+                decision = decide_fallback(
+                    failures[-1][1], failures[-1][0], model, delivered=self.delivered
+                )
+                if decision is Next.SKIP:
+                    continue
+                if decision is Next.STOP:
+                    break
+                log.warning(
+                    "model %r failed (%s); falling back to %r",
+                    failures[-1][0].id,
+                    type(failures[-1][1]).__name__,
+                    model.id,
+                )
+            try:
+                plan = self.snapshot.plan(model)
+                if model is self.primary and self._first is not None:
+                    request = self._first
+                else:
+                    request, _ = self.args.request_for(model)
+                provider = self.instances.get(self.snapshot, plan, self.args.api_key)
+                _check_content(provider, request, model)
+            except LLMRuntimeError as error:
+                failures.append((model, error))
+                continue
+            request = replace(
+                request, connect_timeout=plan.timeouts.connect, read_timeout=plan.timeouts.read
+            )
+            total = self.args.timeout if self.args.timeout is not None else plan.timeouts.total
+            attempt = 0
+            while True:
+                attempt += 1
+                attempts += 1
+                try:
+                    async with self.instances.use(provider), _slots(plan):
+                        if self.stream:
+                            async for event in self._streamed(plan, provider, request, total):
+                                yield event
+                        else:
+                            self._response = await self._chat(plan, provider, request, total)
+                except ProviderError as error:
+                    _tag(error, plan, attempt)
+                    verdict = decide_retry(
+                        plan.retry,
+                        attempt,
+                        error,
+                        waited,
+                        delivered=self.delivered,
+                        rand=timing.rand,
+                    )
+                    if isinstance(verdict, GiveUp):
+                        failures.append((model, error))
+                        log.debug(
+                            "model %r: not retrying %s: %s",
+                            model.id,
+                            type(error).__name__,
+                            verdict.why,
+                        )
+                        break
+                    log.info(
+                        "model %r attempt %d failed (%s); retrying in %.2fs",
+                        model.id,
+                        attempt,
+                        type(error).__name__,
+                        verdict.delay,
+                    )
+                    await timing.sleep(verdict.delay)
+                    waited += verdict.delay
+                    continue
+                assert self._response is not None
+                self.completion = _completion(
+                    self._response, plan, timing.clock() - started, attempts, failures
+                )
+                return
+            if self.delivered:
+                break
+        raise _chain_error(failures, delivered=self.delivered)
+
+    _response: ProviderResponse | None = None
+
+    async def _chat(
+        self, plan: ModelPlan, provider: LLMProvider, request: ChatRequest, total: float | None
+    ) -> ProviderResponse:
+        """One non-streamed attempt: the provider's whole reply."""
+        response = await guarded(
+            provider.chat(request),
+            total,
+            f"no reply within the total time limit of {total:g}s" if total else "",
+            provider=provider,
+            provider_name=plan.provider.name,
+            model=plan.model.id,
+        )
+        if not isinstance(response, ProviderResponse):
+            raise ProviderError(
+                f"chat() returned {type(response).__name__}, not ProviderResponse",
+                provider=plan.provider.name,
+                model=plan.model.id,
+            )
+        return response
+
+    async def _streamed(
+        self, plan: ModelPlan, provider: LLMProvider, request: ChatRequest, total: float | None
+    ) -> AsyncGenerator[StreamEvent, None]:
+        source = (
+            provider.stream_chat(request)
+            if plan.model.supports_streaming
+            else LLMProvider.stream_chat(provider, request)
+        )
+        accumulator = Accumulator()
+        events = timed_events(
+            source,
+            plan.timeouts,
+            total,
+            provider=provider,
+            provider_name=plan.provider.name,
+            model=plan.model.id,
+        )
+        try:
+            async for event in events:
+                accumulator.add(event)
+                if not isinstance(event, StreamEnd | UsageUpdate):
+                    self.delivered = True
+                yield event
+        finally:
+            await events.aclose()
+        try:
+            self._response = accumulator.response()
+        except _RawToolArgumentsError as exc:
+            raise _arguments_error(exc, plan) from None
+
+
+def _slots(plan: ModelPlan) -> AbstractAsyncContextManager[None]:
+    """The model's limiter slots, or nothing at all when it has no limits."""
+    return hold_slots(plan.limiters) if plan.limiters else nullcontext()
+
+
+def _check_content(provider: LLMProvider, request: ChatRequest, model: ModelConfig) -> None:
+    """Refuse content parts the provider cannot send, before any request."""
+    kinds = type(provider).content_kinds
+    for index, message in enumerate(request.messages):
+        for part in message.parts:
+            if part.type not in kinds:
+                raise InvalidRequestError(
+                    f"messages[{index}]: model {model.id!r} (provider class "
+                    f"{type(provider).__name__}) cannot take {part.type} content"
+                )
+
+
+def _arguments_error(exc: _RawToolArgumentsError, plan: ModelPlan) -> ToolArgumentsError:
+    return ToolArgumentsError(
+        str(exc),
+        raw_arguments=exc.raw,
+        tool_name=exc.name,
+        provider=plan.provider.name,
+        model=plan.model.provider_model,
+    )
+
+
+def _completion(
+    response: ProviderResponse,
+    plan: ModelPlan,
+    latency: float,
+    attempts: int,
+    failures: list[tuple[ModelConfig, LLMRuntimeError]],
+) -> Completion:
+    return Completion(
+        text=response.text,
+        finish_reason=response.finish_reason,
+        usage=response.usage,
+        model=plan.model.id,
+        provider=plan.provider.name,
+        latency=latency,
+        attempts=attempts,
+        provider_model=response.model,
+        parts=response.parts,
+        failures=tuple((m.id, e) for m, e in failures),
+        response_id=response.id,
+    )
+
+
+def _chain_error(
+    failures: list[tuple[ModelConfig, LLMRuntimeError]], *, delivered: bool
+) -> LLMRuntimeError:
+    """The error a failed chain raises: the first model's, naming every later failure.
+
+    When output was already delivered, the error that cut the stream is raised (it is what
+    the caller saw), with the earlier failures attached.
+    """
+    assert failures
+    if len(failures) == 1:
+        return failures[0][1]
+    if delivered:
+        last = failures[-1][1]
+        return last.with_failures([(m.id, e) for m, e in failures[:-1]])
+    first = failures[0][1]
+    return first.with_failures([(m.id, e) for m, e in failures[1:]])

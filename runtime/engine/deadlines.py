@@ -1,0 +1,130 @@
+"""Time limits of one attempt: the total limit, and a stream's first-token and idle limits.
+
+Every failure of a provider's awaitable becomes one of ours here: our deadline raises
+``ProviderTimeoutError`` naming the limit that fired; a ``TimeoutError`` of the provider's own
+is not blamed on our limit; any foreign exception is wrapped with the key scrubbed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
+from typing import TypeVar
+
+from ..config import TimeoutConfig
+from ..errors import LLMRuntimeError, MalformedResponseError, ProviderError, ProviderTimeoutError
+from ..providers.base import LLMProvider
+from ..redact import scrub
+from ..types import StreamEnd, StreamEvent, UsageUpdate
+
+__all__ = ["foreign_error", "guarded", "timed_events"]
+
+T = TypeVar("T")
+
+
+async def guarded(
+    awaitable: Awaitable[T],
+    limit: float | None,
+    expired: str,
+    *,
+    provider: LLMProvider,
+    provider_name: str,
+    model: str,
+) -> T:
+    """Await a provider's ``awaitable`` within ``limit`` seconds; every failure becomes ours.
+
+    ``expired`` is the message when our limit fires. StopAsyncIteration passes through (the
+    end of a stream is the caller's to judge).
+    """
+    try:
+        if limit is None:
+            return await awaitable
+        deadline = asyncio.timeout(limit)
+        try:
+            async with deadline:
+                return await awaitable
+        except TimeoutError:
+            if deadline.expired():
+                raise ProviderTimeoutError(expired, provider=provider_name, model=model) from None
+            raise
+    except TimeoutError as exc:  # the provider's own client gave up
+        raise ProviderTimeoutError(
+            foreign_error(exc, provider_name, model, provider.api_key).message,
+            provider=provider_name,
+            model=model,
+        ) from exc
+    except (LLMRuntimeError, StopAsyncIteration):
+        raise
+    except Exception as exc:
+        raise foreign_error(exc, provider_name, model, provider.api_key) from exc
+
+
+def _is_token(event: StreamEvent) -> bool:
+    return not isinstance(event, UsageUpdate | StreamEnd)
+
+
+async def timed_events(
+    source: AsyncIterator[StreamEvent],
+    timeouts: TimeoutConfig,
+    total: float | None,
+    *,
+    provider: LLMProvider,
+    provider_name: str,
+    model: str,
+) -> AsyncGenerator[StreamEvent, None]:
+    """``source``'s events under the first-token, idle-gap and ``total`` time limits.
+
+    Ends after the ``StreamEnd`` event; a source that stops without one raises
+    MalformedResponseError. A timer per event is set only when a limit applies.
+    """
+    loop = asyncio.get_running_loop()
+    start = loop.time()  # real time: asyncio.timeout counts it too
+    first = True
+    try:
+        while True:
+            limit = timeouts.first_token if first else timeouts.idle
+            what = ""
+            if limit is not None:
+                what = (
+                    f"no first token within {limit:g}s (timeouts.first_token)"
+                    if first
+                    else f"no next chunk within {limit:g}s (timeouts.idle)"
+                )
+            if total is not None:
+                left = max(0.0, total - (loop.time() - start))
+                if limit is None or left <= limit:
+                    limit, what = left, f"the total time limit of {total:g}s was exceeded"
+            try:
+                event = await guarded(
+                    anext(source),
+                    limit,
+                    f"stream: {what}",
+                    provider=provider,
+                    provider_name=provider_name,
+                    model=model,
+                )
+            except StopAsyncIteration:
+                raise MalformedResponseError(
+                    "the stream ended without a final event", provider=provider_name, model=model
+                ) from None
+            if isinstance(event, StreamEnd):
+                yield event
+                return
+            if _is_token(event):
+                first = False
+            yield event
+    finally:
+        aclose = getattr(source, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+def foreign_error(exc: Exception, provider: str, model: str, api_key: str | None) -> ProviderError:
+    """Wrap an exception a provider let escape, with any key scrubbed from its text."""
+    text = scrub(str(exc), (api_key,))
+    # The original stays chained as __cause__ (its type and traceback help): scrub its text
+    # too, or every traceback of the wrapper prints the key again.
+    exc.args = tuple(scrub(a, (api_key,)) if isinstance(a, str) else a for a in exc.args)
+    return ProviderError(
+        f"the provider raised {type(exc).__name__}: {text}", provider=provider, model=model
+    )
