@@ -1,17 +1,23 @@
 """The ``llm-runtime`` command line: validate, models, providers, explain, complete, schema.
 
 Exit codes: 0 success, 1 invalid configuration or a failed call, 2 usage error,
-130 interrupted. A user error prints one clear message, never a Python traceback.
+130 interrupted. A user error prints one clear message, never a Python traceback. The
+runtime's warnings (dropped parameters, fallbacks) go to stderr; ``-v`` adds its log of
+retries and timings, ``-vv`` the debug details.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import json
+import logging
 import os
+import stat
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict
 from typing import Any, NoReturn, TextIO
 
@@ -33,6 +39,13 @@ class _Parser(argparse.ArgumentParser):
 def _add_config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--providers", metavar="FILE", help="providers.yaml to use")
     p.add_argument("--models", metavar="FILE", help="models.yaml to use")
+    p.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="show the runtime's log on stderr (-v: retries and fallbacks, -vv: debug)",
+    )
 
 
 #: Call arguments the command itself sets (-m, the prompt, --system, --stream).
@@ -51,14 +64,19 @@ def _param(text: str) -> tuple[str, Any]:
         value = json.loads(raw)
     except ValueError:
         value = raw
+    except RecursionError:
+        raise argparse.ArgumentTypeError(f"the value of {key!r} is nested too deeply") from None
     return key, value
 
 
 def _build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     parser = _Parser(
         prog="llm-runtime",
         description="Call large language models configured in providers.yaml and models.yaml.",
     )
+    parser.add_argument("--version", action="version", version=f"llm-runtime {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
@@ -67,7 +85,15 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--strict",
         action="store_true",
-        help="also import every provider class and check that every API key variable is set",
+        help="also import the provider classes, test-render templates and check that the API "
+        "key variables of your own models (or of --model) are set",
+    )
+    p.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="with --strict: check the keys of this model (and its fallbacks); repeatable",
     )
 
     for name, what in (("models", "the configured models"), ("providers", "the providers")):
@@ -82,7 +108,12 @@ def _build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=what)
         _add_config_args(p)
         p.add_argument("-m", "--model", required=True, help="model id from models.yaml")
-        p.add_argument("prompt", help="the prompt text ('-' reads standard input)")
+        p.add_argument(
+            "prompt",
+            nargs="?",
+            help="the prompt text ('-' reads standard input; text piped in without '-' comes "
+            "first, then the prompt)",
+        )
         p.add_argument("--system", help="a system message to send first")
         p.add_argument("--temperature", type=float)
         p.add_argument("--max-tokens", type=int)
@@ -112,7 +143,13 @@ def _build_parser() -> argparse.ArgumentParser:
 def _load(args: argparse.Namespace, *, strict: bool = False) -> Any:
     from . import load_runtime
 
-    return load_runtime(args.providers, args.models, strict=strict)
+    if not strict:
+        return load_runtime(args.providers, args.models)
+    from .loader import load_catalog
+    from .service import LLMRuntime
+
+    catalog = load_catalog(args.providers, args.models, strict=True, key_models=args.model or None)
+    return LLMRuntime(catalog)
 
 
 def _table(rows: list[list[str]], out: TextIO) -> None:
@@ -137,11 +174,21 @@ def _key_state(env_var: str | None) -> str:
     return f"{env_var} ({'set' if os.environ.get(env_var) else 'unset'})"
 
 
+def _redacted(rt: Any, data: Any) -> Any:
+    """Config data with credentials replaced: by field name, and the values of key variables."""
+    from .redact import redact
+
+    variables = {p.api_key_env for p in rt.providers.values()}
+    variables |= {m.requires_api_key_env for m in rt.models.values()}
+    keys = [os.environ.get(v, "").strip() for v in variables if v]
+    return redact(data, secrets=[k for k in keys if k])
+
+
 def _cmd_models(args: argparse.Namespace, out: TextIO) -> int:
     rt = _load(args)
     if args.json:
         data = [m.model_dump(mode="json", exclude_defaults=True) for m in rt.models.values()]
-        out.write(json.dumps(data, indent=2) + "\n")
+        out.write(json.dumps(_redacted(rt, data), indent=2) + "\n")
         return EXIT_OK
     rows = [["MODEL", "PROVIDER", "PROVIDER MODEL", "STREAM", "LABEL"]]
     for m in rt.models.values():
@@ -158,7 +205,7 @@ def _cmd_providers(args: argparse.Namespace, out: TextIO) -> int:
             p.model_dump(mode="json", by_alias=True, exclude_defaults=True)
             for p in rt.providers.values()
         ]
-        out.write(json.dumps(data, indent=2) + "\n")
+        out.write(json.dumps(_redacted(rt, data), indent=2) + "\n")
         return EXIT_OK
     rows = [["PROVIDER", "CLASS", "BASE URL", "API KEY"]]
     for p in rt.providers.values():
@@ -167,8 +214,43 @@ def _cmd_providers(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+def _stdin_text() -> str | None:
+    """Text piped or redirected into the command (a pipe or a file), else None.
+
+    A terminal, /dev/null and other devices are not read: a command run from a script
+    without input must not wait for it.
+    """
+    stdin = sys.stdin
+    try:
+        if stdin is None or stdin.isatty():
+            return None
+        fileno = stdin.fileno()
+    except (OSError, ValueError, AttributeError):  # replaced by a test runner, or closed
+        return stdin.read() if isinstance(stdin, io.StringIO) else None
+    mode = os.fstat(fileno).st_mode
+    if not (stat.S_ISFIFO(mode) or stat.S_ISREG(mode)):
+        return None
+    return stdin.read()
+
+
+def _prompt(args: argparse.Namespace) -> str:
+    if args.prompt == "-":
+        prompt = sys.stdin.read()
+    else:
+        piped = _stdin_text()
+        parts = [p for p in (piped, args.prompt) if p is not None and p.strip()]
+        prompt = "\n\n".join(p.strip("\n") for p in parts)
+    if not prompt.strip():
+        raise _UsageError("the prompt is empty: give it as an argument or on standard input")
+    return prompt
+
+
+class _UsageError(Exception):
+    """A usage problem found after parsing: exit 2 with one line."""
+
+
 def _call_args(args: argparse.Namespace) -> dict[str, Any]:
-    prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
+    prompt = _prompt(args)
     call: dict[str, Any] = dict(args.param)
     if args.temperature is not None:
         call["temperature"] = args.temperature
@@ -191,6 +273,14 @@ def _cmd_explain(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+def _say_fallbacks(result: Any) -> None:
+    """Never silent: when another model answered, say which and why on stderr."""
+    if result is None or not result.failures:
+        return
+    failed = "; ".join(f"{model!r} failed: {error}" for model, error in result.failures)
+    sys.stderr.write(f"llm-runtime: answered by fallback model {result.model!r} ({failed})\n")
+
+
 async def _complete(rt: Any, args: argparse.Namespace, out: TextIO) -> int:
     async with rt:
         call = _call_args(args)
@@ -206,10 +296,12 @@ async def _complete(rt: Any, args: argparse.Namespace, out: TextIO) -> int:
                     "attempts": result.attempts,
                     "latency": round(result.latency, 3),
                     "usage": {k: v for k, v in asdict(result.usage).items() if v is not None},
+                    "fallbacks": [{"model": m, "error": str(e)} for m, e in result.failures],
                 }
                 out.write(json.dumps(data, indent=2) + "\n")
             else:
                 out.write(result.text + "\n")
+            _say_fallbacks(result)
             return EXIT_OK
         stream = rt.stream(model=args.model, **call)
         async with stream:
@@ -217,6 +309,7 @@ async def _complete(rt: Any, args: argparse.Namespace, out: TextIO) -> int:
                 out.write(delta)
                 out.flush()
         out.write("\n")
+        _say_fallbacks(stream.completion)
         return EXIT_OK
 
 
@@ -249,6 +342,30 @@ _COMMANDS = {
 }
 
 
+class _StderrFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        level = record.levelname.lower()
+        return f"llm-runtime: {level}: {record.getMessage()}"
+
+
+@contextmanager
+def _runtime_log(verbosity: int) -> Iterator[None]:
+    """The runtime's log on stderr for the command's duration (warnings unless -v)."""
+    logger = logging.getLogger("runtime")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_StderrFormatter())
+    level = logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG
+    handler.setLevel(level)
+    previous = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(min(level, previous) if previous else level)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(previous)
+
+
 def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int:
     """Run the command line; returns the exit code."""
     out = out or sys.stdout
@@ -257,8 +374,13 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits on --help (0) and usage errors (2)
         return int(exc.code or 0)
+    verbosity = getattr(args, "verbose", 0)
     try:
-        return _COMMANDS[args.command](args, out)
+        with _runtime_log(verbosity):
+            return _COMMANDS[args.command](args, out)
+    except _UsageError as exc:
+        sys.stderr.write(f"llm-runtime {args.command}: error: {exc}\n")
+        return EXIT_USAGE
     except LLMRuntimeError as exc:
         sys.stderr.write(f"llm-runtime {args.command}: {exc}\n")
         return EXIT_FAIL
@@ -269,4 +391,18 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
         return EXIT_OK
     except OSError as exc:  # e.g. schema --write into a place that is not writable
         sys.stderr.write(f"llm-runtime {args.command}: {exc}\n")
+        return EXIT_FAIL
+    except (RecursionError, MemoryError) as exc:
+        sys.stderr.write(
+            f"llm-runtime {args.command}: the input is too large or nested too deeply "
+            f"({type(exc).__name__})\n"
+        )
+        return EXIT_FAIL
+    except Exception as exc:  # a bug of ours: still one readable line, no traceback
+        if verbosity >= 2:
+            raise
+        sys.stderr.write(
+            f"llm-runtime {args.command}: internal error {type(exc).__name__}; this is a bug "
+            "in llm-runtime, please report it (run with -vv for the traceback)\n"
+        )
         return EXIT_FAIL

@@ -33,7 +33,7 @@ from .config import (
     models_file_schema,
     providers_file_schema,
 )
-from .errors import ConfigError, ConfigProblem
+from .errors import ConfigError, ConfigProblem, UnknownModelError
 from .providers import registry
 from .request import RESERVED
 from .suggest import did_you_mean
@@ -161,8 +161,14 @@ def _explain(error: SchemaError) -> list[_Found]:
     if rule == "required" and isinstance(value, dict):
         return [(path, f"missing required key {k!r}", True) for k in limit if k not in value]
     if rule == "type":
-        return [(path, f"expected {_either([limit] if isinstance(limit, str) else limit)}, "
-                 f"got {_describe(value)}", False)]  # fmt: skip
+        return [
+            (
+                path,
+                f"expected {_either([limit] if isinstance(limit, str) else limit)}, "
+                f"got {_describe(value)}",
+                False,
+            )
+        ]
     if rule == "enum" and len(limit) == 1:
         return [(path, f"must be {_show(limit[0])}, got {_show(value)}", False)]
     if rule == "enum":
@@ -177,8 +183,14 @@ def _explain(error: SchemaError) -> list[_Found]:
         field_name = str(path[-1]) if path else ""
         if field_name.endswith("api_key_env"):
             # The value may be the key itself, pasted in the wrong field: never echo it.
-            return [(path, f"the value {hint}: name the variable that holds the key here, "
-                     "not the key itself", False)]  # fmt: skip
+            return [
+                (
+                    path,
+                    f"the value {hint}: name the variable that holds the key here, "
+                    "not the key itself",
+                    False,
+                )
+            ]
         if limit == _ENV_NAME and not field_name.endswith("_env"):
             hint = "is not a parameter name (letters, digits and _, not starting with a digit)"
         return [(path, f"{_show(value)} {hint}", False)]
@@ -250,8 +262,9 @@ def _read(path: str | os.PathLike[str], kind: Kind) -> _Source:
         source.problem((), f"the file is empty: it should be a mapping with a '{kind}:' key")
         return source
     if not isinstance(data, dict):
-        source.problem((), f"the top level must be a mapping with a '{kind}:' key, "
-                       f"got {_describe(data)}")  # fmt: skip
+        source.problem(
+            (), f"the top level must be a mapping with a '{kind}:' key, got {_describe(data)}"
+        )
         return source
     source.data = data
     for error in _validator(kind).iter_errors(data):
@@ -432,7 +445,32 @@ def _check_cycles(models: _Section) -> None:
                 stack.pop()
 
 
-def _check_strict(providers: _Section, models: _Section, environ: Mapping[str, str]) -> None:
+def _key_checked(models: _Section, key_models: Iterable[str] | None) -> set[str]:
+    """The models whose key variables --strict checks: those named (``key_models``), else
+    those the user's own files define; with the fallbacks they lead to, in both cases."""
+    bundled = resources.bundled_path("models.yaml")
+    if key_models is not None:
+        todo = [m for m in key_models if m in models.built]
+    else:
+        todo = [
+            mid for mid, (_, source) in models.built.items() if not _same_file(source.file, bundled)
+        ]
+    chosen: set[str] = set()
+    while todo:
+        mid = todo.pop()
+        if mid in chosen or mid not in models.built:
+            continue
+        chosen.add(mid)
+        todo.extend(models.built[mid][0].fallbacks)
+    return chosen
+
+
+def _check_strict(
+    providers: _Section,
+    models: _Section,
+    environ: Mapping[str, str],
+    key_models: Iterable[str] | None = None,
+) -> None:
     """Import each used provider class, compile chat templates, check the key variables."""
     registered = registry.registered_providers()
     used = {model.provider for model, _ in models.built.values()}
@@ -441,14 +479,17 @@ def _check_strict(providers: _Section, models: _Section, environ: Mapping[str, s
             continue  # a class registered in code wins over the YAML `class:`
         config, source = providers.built[name]
         try:
-            registry.import_provider_class(config.class_path)
+            registry.import_provider_class(config.class_path, near=[source.file])
         except registry.ProviderImportError as exc:
             source.problem(("providers", name, "class"), str(exc))
+    checked = _key_checked(models, key_models)
     for mid, (model, source) in models.built.items():
         if model.chat_template is not None:
             problem = template_problem(model.chat_template)
             if problem:
                 source.problem(("models", mid, "chat_template"), problem)
+        if mid not in checked:
+            continue
         variable = model.requires_api_key_env
         if variable is None and model.provider in providers.built:
             variable = providers.built[model.provider][0].api_key_env
@@ -490,11 +531,14 @@ def load_catalog(
     *,
     strict: bool = False,
     environ: Mapping[str, str] | None = None,
+    key_models: Iterable[str] | None = None,
 ) -> Catalog:
     """Load, check and build the catalog; raise ConfigError listing every problem at once.
 
-    ``strict`` also imports each used provider class and checks that the API key variable of
-    every model is set in ``environ`` (default ``os.environ``, which also serves discovery).
+    ``strict`` also imports each used provider class, compiles chat templates, and checks
+    that the API key variables are set in ``environ`` (default ``os.environ``, which also
+    serves discovery) for the models of ``key_models`` (and their fallbacks), by default
+    for the models your own files define (not the bundled ones).
     """
     env = os.environ if environ is None else environ
     provider_chain = _read_chain(resolve_path("providers", providers, env), "providers")
@@ -505,8 +549,13 @@ def load_catalog(
     _build(model_section, "models", ModelConfig, "id")
     settings = _settings(provider_chain)
     _check_references(provider_section, model_section)
+    if key_models is not None:
+        known = list(model_section.raw)
+        for mid in key_models:
+            if mid not in model_section.raw:
+                raise UnknownModelError(mid, did_you_mean(mid, known))
     if strict:
-        _check_strict(provider_section, model_section, env)
+        _check_strict(provider_section, model_section, env, key_models)
 
     chain = [*provider_chain, *model_chain]
     order = {source.file: i for i, source in reversed(list(enumerate(chain)))}

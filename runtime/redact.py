@@ -1,34 +1,75 @@
-"""Keeping secrets out of output: redaction of credential headers and known secret values."""
+"""Keeping secrets out of output: structural redaction by name, and scrubbing by value.
+
+Structural first: mapping keys that name a credential (HTTP auth headers such as
+``authorization``/``x-api-key``, and fields such as ``api_key``, ``token``, ``secret``,
+``password``) always have their values replaced, whatever the value. By value second: every
+occurrence of a known secret (the API keys in use) is replaced in any text, but only for
+values of at least ``MIN_SECRET_LENGTH`` characters, so a placeholder key such as ``x`` or
+``on`` cannot turn ``application/json`` into ``applicati***/js***``.
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["REDACTED", "SECRET_HEADERS", "redact", "scrub"]
+__all__ = ["MIN_SECRET_LENGTH", "REDACTED", "SECRET_HEADERS", "is_secret_name", "redact", "scrub"]
 
 REDACTED = "***"
+#: Shorter values are not searched for in text (they are redacted by name only).
+MIN_SECRET_LENGTH = 8
 #: Header names that carry credentials in any protocol we know; always redacted.
 SECRET_HEADERS = frozenset(
-    {"authorization", "proxy-authorization", "x-api-key", "api-key", "x-goog-api-key"}
+    {"authorization", "proxy-authorization", "x-api-key", "api-key", "x-goog-api-key", "cookie"}
 )
+#: Field names that hold a credential: api_key, apiKey, access_token, client_secret,
+#: password, ... but not max_tokens or prompt_cache_key.
+_SECRET_NAME = re.compile(
+    r"^(?:key|token|secret|password|passwd|credentials?|bearer)$"
+    r"|(?:^|[_\-.])(?:api[_\-]?key|apikey|(?:secret|access|private)[_\-]?key"
+    r"|(?:auth|access|refresh|bearer|session|id)?[_\-]?token|secret|password|passwd"
+    r"|credentials?)$",
+    re.IGNORECASE,
+)
+_CAMEL_SECRET = re.compile(r"(?:[a-z](?:Key|Token|Secret|Password))$")
+
+
+def is_secret_name(name: str) -> bool:
+    """Whether a header or field called ``name`` holds a credential."""
+    lowered = name.lower()
+    return (
+        lowered in SECRET_HEADERS
+        or bool(_SECRET_NAME.search(lowered))
+        or bool(_CAMEL_SECRET.search(name))
+    )
 
 
 def redact(value: Any, secret_headers: Iterable[str] = (), secrets: Iterable[str] = ()) -> Any:
-    """A copy of ``value`` (JSON-like) with credential headers and secret strings replaced.
+    """A copy of ``value`` (JSON-like) with credentials replaced by ``REDACTED``.
 
-    Mapping keys named in ``SECRET_HEADERS`` or ``secret_headers`` (case-insensitive) get
-    ``REDACTED``; every occurrence of a non-empty string of ``secrets`` is replaced anywhere.
+    Keys named by ``is_secret_name`` or listed in ``secret_headers`` (case-insensitive) get
+    ``REDACTED``; every occurrence of each of ``secrets`` long enough is replaced anywhere.
     """
-    names = SECRET_HEADERS | {h.lower() for h in secret_headers}
-    return _redact(value, names, [s for s in secrets if s])
+    names = frozenset(h.lower() for h in secret_headers)
+    return _redact(value, names, _searchable(secrets))
+
+
+def _searchable(secrets: Iterable[str | None]) -> list[str]:
+    # Longest first: a key that contains another is replaced whole.
+    found = {s for s in secrets if isinstance(s, str) and len(s) >= MIN_SECRET_LENGTH}
+    return sorted(found, key=len, reverse=True)
 
 
 def _redact(value: Any, secret_headers: frozenset[str], secrets: list[str]) -> Any:
     if isinstance(value, Mapping):
         out = {}
         for k, v in value.items():
-            if isinstance(k, str) and k.lower() in secret_headers and v is not None:
+            if (
+                isinstance(k, str)
+                and v is not None
+                and (k.lower() in secret_headers or is_secret_name(k))
+            ):
                 out[k] = REDACTED
             else:
                 out[k] = _redact(v, secret_headers, secrets)
@@ -36,13 +77,17 @@ def _redact(value: Any, secret_headers: frozenset[str], secrets: list[str]) -> A
     if isinstance(value, list | tuple):
         return [_redact(v, secret_headers, secrets) for v in value]
     if isinstance(value, str):
-        return scrub(value, secrets)
+        return _scrub(value, secrets)
     return value
 
 
-def scrub(text: str, secrets: Iterable[str | None]) -> str:
-    """``text`` with every occurrence of each non-empty secret replaced by ``REDACTED``."""
+def _scrub(text: str, secrets: list[str]) -> str:
     for secret in secrets:
-        if secret:
+        if secret in text:
             text = text.replace(secret, REDACTED)
     return text
+
+
+def scrub(text: str, secrets: Iterable[str | None]) -> str:
+    """``text`` with every occurrence of each secret (of MIN_SECRET_LENGTH or more) replaced."""
+    return _scrub(text, _searchable(secrets))

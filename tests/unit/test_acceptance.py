@@ -204,6 +204,7 @@ def test_the_console_script_runs_the_user_provider(
             [sys.executable, "-m", "runtime", *argv],
             cwd=tmp_path,
             env=env,
+            stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,
             timeout=60,

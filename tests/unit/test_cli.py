@@ -122,6 +122,7 @@ def run_module(*argv: str, cwd: Path, **env: str) -> subprocess.CompletedProcess
         [sys.executable, "-m", "runtime", *argv],
         cwd=cwd,
         env=subprocess_env(**env),
+        stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
         timeout=60,
@@ -239,11 +240,6 @@ def test_strict_with_an_empty_key_variable(
             "the following arguments are required: -m/--model",
             id="complete-no-m",
         ),
-        pytest.param(
-            ["complete", "-m", "echo"],
-            "the following arguments are required: prompt",
-            id="complete-no-prompt",
-        ),
         pytest.param(["models", "--bogus"], "unrecognized arguments: --bogus", id="unknown-flag"),
         pytest.param(
             ["complete", "-m", "echo", "--max-tokens", "many", "hi"],
@@ -264,6 +260,25 @@ def test_usage_errors_exit_2_without_traceback(cli: CLI, argv: list[str], messag
     assert cli.err.startswith("usage: llm-runtime")
     assert message in cli.err
     assert cli.err.rstrip("\n").splitlines()[-1].startswith("llm-runtime")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        pytest.param(["complete", "-m", "scripted-echo"], id="no-prompt"),
+        pytest.param(["complete", "-m", "scripted-echo", ""], id="empty"),
+        pytest.param(["complete", "-m", "scripted-echo", " \n\t"], id="blank"),
+        pytest.param(["explain", "-m", "scripted-echo", "  "], id="explain-blank"),
+    ],
+)
+def test_empty_prompts_are_refused(cli: CLI, argv: list[str]) -> None:
+    assert cli(*argv) == 2
+    assert cli.out == ""
+    command = argv[0]
+    assert cli.err == (
+        f"llm-runtime {command}: error: the prompt is empty: give it as an argument or on "
+        "standard input\n"
+    )
 
 
 def test_help_exits_0(cli: CLI) -> None:
@@ -540,6 +555,7 @@ def test_complete_json(cli: CLI, user_files: list[str]) -> None:
         "provider": "canned",
         "attempts": 1,
         "usage": {"prompt_tokens": 2, "completion_tokens": 2, "total_tokens": 4},
+        "fallbacks": [],
     }
 
 
