@@ -34,6 +34,7 @@ from .config import (
     providers_file_schema,
 )
 from .errors import ConfigError, ConfigProblem, UnknownModelError
+from .options import option_problems
 from .providers import registry
 from .request import RESERVED
 from .suggest import did_you_mean
@@ -506,6 +507,39 @@ def _check_strict(
             )
 
 
+def _class_of(config: ProviderConfig, source: _Source, strict: bool) -> type[Any] | None:
+    """The provider class to check options against: registered, ours, or any under strict."""
+    registered = registry.registered_providers().get(config.name)
+    if registered is not None:
+        return registered
+    if not (strict or config.class_path.startswith("runtime.")):
+        return None  # a user's class is imported when first used (or by --strict)
+    try:
+        return registry.import_provider_class(config.class_path, near=[source.file])
+    except registry.ProviderImportError:
+        return None  # reported by --strict's import check, or at the first call
+
+
+def _check_options(providers: _Section, models: _Section, *, strict: bool) -> None:
+    """Provider and model ``options`` against the class's ``Options`` / ``ModelOptions``."""
+    classes: dict[str, type[Any] | None] = {}
+    for name, (config, source) in providers.built.items():
+        cls = classes[name] = _class_of(config, source, strict)
+        if cls is None or not hasattr(cls, "Options"):
+            continue
+        owner = f"provider {name!r} ({cls.__name__})"
+        for path, message, at_key in option_problems(cls.Options, config.options, owner=owner):
+            source.problem(("providers", name, "options", *path), message, at_key=at_key)
+    for mid, (model, source) in models.built.items():
+        cls = classes.get(model.provider)
+        if cls is None or not hasattr(cls, "ModelOptions") or not model.options:
+            continue
+        owner = f"provider {model.provider!r} ({cls.__name__})"
+        problems = option_problems(cls.ModelOptions, model.options, owner=owner)
+        for path, message, at_key in problems:
+            source.problem(("models", mid, "options", *path), message, at_key=at_key)
+
+
 # --------------------------------------------------------------------------- the entry point
 
 
@@ -555,6 +589,7 @@ def load_catalog(
             if mid not in model_section.raw:
                 raise UnknownModelError(mid, did_you_mean(mid, known))
     if strict:
+        _check_options(provider_section, model_section, strict=strict)
         _check_strict(provider_section, model_section, env, key_models)
 
     chain = [*provider_chain, *model_chain]
