@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .config import Catalog, ModelConfig, ProviderConfig
 from .engine.call import Call, CallArgs
@@ -14,6 +14,9 @@ from .providers.base import LLMProvider
 from .redact import redact
 from .request import build_request
 from .types import ChatRequest, Completion, Message, StreamEvent, TextDelta
+
+if TYPE_CHECKING:
+    from .sync import SyncRuntime
 
 __all__ = ["CompletionStream", "EventStream", "LLMRuntime"]
 
@@ -281,6 +284,12 @@ class LLMRuntime:
         }
 
     # ------------------------------------------------------------------ lifecycle
+
+    def sync(self) -> SyncRuntime:
+        """This runtime without ``await`` (see ``runtime.sync``): for scripts."""
+        from .sync import SyncRuntime
+
+        return SyncRuntime(self)
 
     def _check_open(self) -> None:
         if self._closed:
