@@ -89,7 +89,8 @@ def test_close_stops_the_loop_thread_and_closes_the_runtime() -> None:
     rt, _ = make()
     rt.completion("x", "m")
     thread = rt._thread
-    assert thread is not None and thread.is_alive()
+    assert thread is not None
+    assert thread.is_alive()
     rt.close()
     rt.close()  # idempotent
     assert not thread.is_alive()
