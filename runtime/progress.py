@@ -2,12 +2,14 @@
 
 Slow first-use steps (the local provider assembling and loading a model) report what they are
 doing through a ``Progress`` hook. The default, ``StatusLine``, draws the message on one
-terminal line and erases it when the step is over; when the stream is not a TTY (a pipe, a
-file, CI's log) it writes nothing at all, so piped output and logs never see it.
+terminal line (cut to the terminal's width: a wrapped line could not be erased) and erases it
+when the step is over; when the stream is not a TTY (a pipe, a file, CI's log) it writes
+nothing at all, so piped output and logs never see it.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 from typing import Protocol, TextIO
@@ -43,7 +45,7 @@ class StatusLine:
         if not _is_terminal(stream):
             return
         with self._lock:
-            self._write(stream, f"{_REDRAW}{message}")
+            self._write(stream, f"{_REDRAW}{_fit(stream, message)}")
             self._drawn = stream
 
     def clear(self) -> None:
@@ -59,6 +61,16 @@ class StatusLine:
             stream.flush()
         except (OSError, ValueError):  # a closed or broken terminal: progress is best effort
             return
+
+
+def _fit(stream: TextIO, message: str) -> str:
+    """``message`` cut to one line of the terminal (unchanged when its width is unknown)."""
+    try:
+        columns = os.get_terminal_size(stream.fileno()).columns
+    except (AttributeError, OSError, ValueError):
+        return message
+    limit = max(columns - 1, 10)  # the last column would wrap on some terminals
+    return message if len(message) <= limit else message[: limit - 3] + "..."
 
 
 def _is_terminal(stream: TextIO | None) -> bool:

@@ -255,7 +255,7 @@ def ensure_model_file(
         if progress is not None:
             size = _package_size(source.package)
             progress(
-                f"assembling the model {source.package} into {source.shown} "
+                f"assembling the model {source.package} "
                 f"(first use{f', ~{size} MB' if size else ''}) ..."
             )
         digest = _assemble(source)
@@ -368,7 +368,7 @@ def _hash_of(source: ModelSource, progress: Progress | None) -> str | None:
     if stamp == {"sha256": expected, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}:
         return expected
     if progress is not None:
-        progress(f"checking the sha256 of {source.shown} ...")
+        progress(f"checking the sha256 of {os.path.basename(source.shown)} ...")
     digest = sha256_file(path)
     if digest == expected:
         _write_stamp(source.stamp, path, digest)

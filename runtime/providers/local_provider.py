@@ -363,7 +363,7 @@ class LocalProvider(ChatProvider):
         source = spec.source
         path = ensure_model_file(source, provider=self._name, model=model, progress=progress)
         if progress is not None:
-            progress(f"loading the model {source.shown} ...")
+            progress(f"loading the model {os.path.basename(source.shown)} ...")
         params = engine.CommonParams()
         params.model.path = str(path)
         params.n_ctx = spec.n_ctx

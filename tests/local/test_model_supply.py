@@ -12,6 +12,7 @@ import hashlib
 import importlib
 import io
 import json
+import os
 import sys
 import textwrap
 from collections.abc import Callable, Iterator
@@ -21,6 +22,7 @@ from typing import Any, ClassVar
 
 import pytest
 
+from runtime import progress
 from runtime.errors import ConfigError, NotFoundError, ProviderError
 from runtime.progress import StatusLine
 from runtime.providers import local_model, local_provider
@@ -477,6 +479,21 @@ def test_a_status_line_draws_and_clears_on_a_terminal_only() -> None:
     assert pipe.getvalue() == ""
 
 
+def test_a_status_line_is_cut_to_the_terminal_width(monkeypatch: pytest.MonkeyPatch) -> None:
+    class SizedTTY(FakeTTY):
+        def fileno(self) -> int:
+            return 99
+
+    monkeypatch.setattr(
+        progress.os, "get_terminal_size", lambda fd: os.terminal_size((21, 24))
+    )  # a wrapped line could not be erased with one carriage return
+    tty = SizedTTY()
+    line = StatusLine(tty)
+    line("loading the model gemma-3-270m-q4_k_m.gguf ...")
+    line("short")
+    assert tty.getvalue() == f"{ERASE}loading the model...{ERASE}short"
+
+
 async def test_first_use_shows_assembling_and_loading_on_a_tty_stderr(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -491,13 +508,12 @@ async def test_first_use_shows_assembling_and_loading_on_a_tty_stderr(
     local.progress = StatusLine()  # the default: sys.stderr, looked up when it writes
     req = request(gguf_package="progress_model_pkg", sha256=sha256)
     assert (await local.chat(req)).text == "hello"
-    shown = f"{tmp_path}/cache/progress_model_pkg/fake.gguf"
     assert stderr.getvalue() == (
-        f"{ERASE}assembling the model progress_model_pkg into {shown} (first use, ~3 MB) ..."
-        f"{ERASE}loading the model {shown} ...{ERASE}"
+        f"{ERASE}assembling the model progress_model_pkg (first use, ~3 MB) ..."
+        f"{ERASE}loading the model fake.gguf ...{ERASE}"
     )
     await local.chat(req)  # loaded: nothing more to say
-    assert stderr.getvalue().endswith(f"loading the model {shown} ...{ERASE}")
+    assert stderr.getvalue().endswith(f"loading the model fake.gguf ...{ERASE}")
     await local.aclose()
 
 
@@ -529,7 +545,8 @@ async def test_progress_is_cleared_when_loading_fails(
     with pytest.raises(ProviderError, match="out of memory"):
         await local.chat(request(gguf=str(model), sha256=WEIGHTS_SHA256))
     assert tty.getvalue() == (
-        f"{ERASE}checking the sha256 of {model} ...{ERASE}loading the model {model} ...{ERASE}"
+        f"{ERASE}checking the sha256 of model.gguf ...{ERASE}loading the model model.gguf ..."
+        f"{ERASE}"
     )
     await local.aclose()
 
@@ -557,5 +574,5 @@ def test_the_cli_shows_loading_on_a_terminal_and_never_in_a_pipe(
     out = io.StringIO()
     assert main(["complete", "--models", str(models), "-m", "g", "hi"], out=out) == 0
     assert out.getvalue() == "hello\n"
-    loading = f"{ERASE}loading the model {model} ...{ERASE}"
+    loading = f"{ERASE}loading the model model.gguf ...{ERASE}"
     assert stderr.getvalue() == (loading if shows else "")
