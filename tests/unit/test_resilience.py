@@ -55,9 +55,10 @@ async def test_what_is_retried(error: errors.ProviderError, attempts: int) -> No
     provider.queue(error, error, error)
     with pytest.raises(type(error)) as info:
         await rt.completion("x", "m")
-    assert len(provider.calls) == attempts
+    assert [c.model for c in provider.calls] == ["m"] * attempts
     assert info.value.attempts == attempts
-    assert len(clock.sleeps) == attempts - 1
+    # rand() is 0.5: half of the ceilings 1 and 2 between the attempts; none when not retried
+    assert clock.sleeps == [0.5, 1.0][: attempts - 1]
 
 
 async def test_backoff_is_exponential_with_full_jitter_and_capped() -> None:
@@ -117,7 +118,7 @@ async def test_total_wait_budget_stops_retrying() -> None:
     with pytest.raises(errors.RateLimitError):
         await rt.completion("x", "m")
     assert clock.sleeps == [2.0, 2.0]
-    assert len(provider.calls) == 3
+    assert [c.model for c in provider.calls] == ["m"] * 3
 
 
 async def test_retry_config_layers_runtime_provider_model() -> None:
@@ -167,34 +168,41 @@ def _fallback_catalog(**primary: Any) -> Any:
 
 
 async def test_fallback_after_retries_are_exhausted() -> None:
-    rt = runtime_for(_fallback_catalog())
+    clock = FakeClock()
+    rt = runtime_for(_fallback_catalog(), clock)
     provider = _scripted(rt, "a")
     provider.queue(errors.ServerError("1"), errors.ServerError("2"), "from b")
     result = await rt.generate(model="a", prompt="x")
     assert (result.text, result.model, result.attempts) == ("from b", "b", 3)
     assert [c.model for c in provider.calls] == ["a", "a", "vendor-b"]
+    assert clock.sleeps == [0.25]  # between a's two attempts (0.5 * 0.5); b is tried at once
 
 
 async def test_no_fallback_on_a_caller_error() -> None:
-    rt = runtime_for(_fallback_catalog())
+    clock = FakeClock()
+    rt = runtime_for(_fallback_catalog(), clock)
     provider = _scripted(rt, "a")
     provider.queue(errors.BadRequestError("bad"))
     with pytest.raises(errors.BadRequestError):
         await rt.generate(model="a", prompt="x")
-    assert len(provider.calls) == 1
+    assert [c.model for c in provider.calls] == ["a"]
+    assert clock.sleeps == []
 
 
 async def test_context_length_falls_back_only_to_a_larger_window() -> None:
-    rt = runtime_for(_fallback_catalog())
+    clock = FakeClock()
+    rt = runtime_for(_fallback_catalog(), clock)
     provider = _scripted(rt, "a")
     provider.queue(errors.ContextLengthExceededError("too long"), "from c")
     result = await rt.generate(model="a", prompt="x")
     assert (result.text, result.model) == ("from c", "c")
     assert [c.model for c in provider.calls] == ["a", "vendor-c"]  # b (500) skipped
+    assert clock.sleeps == []
 
 
 async def test_the_first_error_is_raised_naming_every_fallback_failure() -> None:
-    rt = runtime_for(_fallback_catalog())
+    clock = FakeClock()
+    rt = runtime_for(_fallback_catalog(), clock)
     provider = _scripted(rt, "a")
     provider.queue(*[errors.ServerError(str(i)) for i in range(2)])
     provider.queue(errors.ServerError("b1"), errors.ServerError("b2"), errors.ServerError("b3"))
@@ -213,7 +221,9 @@ async def test_the_first_error_is_raised_naming_every_fallback_failure() -> None
         "  - model 'b': [provider 's', model 'b' ('vendor-b' at the vendor)] b3\n"
         "  - model 'c': [provider 's', model 'c' ('vendor-c' at the vendor)] c3"
     )
-    assert len(provider.calls) == 8
+    assert [c.model for c in provider.calls] == ["a"] * 2 + ["vendor-b"] * 3 + ["vendor-c"] * 3
+    # a: 2 attempts, b and c: 3 each; the default backoff starts at 0.5 and doubles
+    assert clock.sleeps == [0.25, 0.25, 0.5, 0.25, 0.5]
 
 
 async def test_exhausted_quota_is_not_retried_but_falls_back() -> None:
@@ -224,6 +234,7 @@ async def test_exhausted_quota_is_not_retried_but_falls_back() -> None:
     provider.queue(quota, "from b")
     result = await rt.generate(model="a", prompt="x")
     assert (result.text, result.model, result.attempts) == ("from b", "b", 2)
+    assert [c.model for c in provider.calls] == ["a", "vendor-b"]
 
 
 async def test_missing_key_of_primary_falls_back() -> None:
@@ -233,46 +244,62 @@ async def test_missing_key_of_primary_falls_back() -> None:
             "b": {"provider": "s"},
         }
     )
-    rt = runtime_for(cat, environ={})
+    clock = FakeClock()
+    rt = runtime_for(cat, clock, environ={})
     result = await rt.generate(model="a", prompt="x")
     assert result.model == "b"
+    assert [c.model for c in _scripted(rt, "b").calls] == ["b"]  # a was never called
+    assert clock.sleeps == []
 
 
 async def test_stream_retries_and_falls_back_before_the_first_delta() -> None:
-    rt = runtime_for(_fallback_catalog())
+    clock = FakeClock()
+    rt = runtime_for(_fallback_catalog(), clock)
     provider = _scripted(rt, "a")
     provider.queue(errors.ServerError("1"), errors.ServerError("2"), Script(chunks=["b", "!"]))
     stream = rt.stream(model="a", prompt="x")
     assert [d async for d in stream] == ["b", "!"]
     assert stream.completion is not None
     assert (stream.completion.model, stream.completion.attempts) == ("b", 3)
+    assert [c.model for c in provider.calls] == ["a", "a", "vendor-b"]
+    assert clock.sleeps == [0.25]
 
 
 async def test_stream_never_retries_after_text_reached_the_caller() -> None:
-    rt = runtime_for(_fallback_catalog())
+    clock = FakeClock()
+    rt = runtime_for(_fallback_catalog(), clock)
     provider = _scripted(rt, "a")
     provider.queue(Script(chunks=["par", "tial"], error=errors.ServerError("cut"), fail_after=1))
     seen: list[str] = []
     with pytest.raises(errors.ServerError):
         await _drain(rt.stream(model="a", prompt="x"), seen)
     assert seen == ["par"]
-    assert len(provider.calls) == 1
+    assert [c.model for c in provider.calls] == ["a"]
+    assert clock.sleeps == []
 
 
 # ---------------------------------------------------------------------------- time limits
 
 
 async def test_total_timeout_raises_our_timeout_error_and_is_retried() -> None:
+    clock = FakeClock()
     rt = runtime_for(
-        catalog({"m": {"provider": "s", "timeouts": {"total": 0.05}, "retry": {"max_attempts": 2}}})
+        catalog(
+            {"m": {"provider": "s", "timeouts": {"total": 0.05}, "retry": {"max_attempts": 2}}}
+        ),
+        clock,
     )
     provider = _scripted(rt, "m")
     provider.queue(Script(text="late", delay=5), "fast")
     assert await rt.completion("x", "m") == "fast"
+    assert len(provider.calls) == 2
+    assert clock.sleeps == [0.25]
     provider.queue(Script(text="late", delay=5), Script(text="late", delay=5))
     with pytest.raises(errors.ProviderTimeoutError) as info:
         await rt.completion("x", "m")
     assert "total time limit of 0.05s" in str(info.value)
+    assert len(provider.calls) == 4
+    assert clock.sleeps == [0.25, 0.25]
 
 
 async def test_stream_first_token_timeout() -> None:
@@ -305,7 +332,7 @@ async def test_stream_idle_gap_timeout_after_text_is_not_retried() -> None:
         await _drain(rt.stream(model="m", prompt="x"), seen)
     assert seen == ["a"]
     assert "no next chunk within 0.05s" in str(info.value)
-    assert len(provider.calls) == 1
+    assert [c.model for c in provider.calls] == ["m"]
 
 
 # ---------------------------------------------------------------------------- limits
