@@ -433,7 +433,7 @@ def _check_cycles(models: _Section) -> None:
 
 
 def _check_strict(providers: _Section, models: _Section, environ: Mapping[str, str]) -> None:
-    """Import each used provider class, compile chat templates, check the key variables."""
+    """Import each used provider class, test-render chat templates, check the key variables."""
     registered = registry.registered_providers()
     used = {model.provider for model, _ in models.built.values()}
     for name in sorted(used):

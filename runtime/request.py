@@ -74,7 +74,7 @@ def build_request(
     if cfg.chat_template is not None and prompt is None:
         from .templates import render_chat_template
 
-        rendered = render_chat_template(cfg.chat_template, msgs)
+        rendered = render_chat_template(cfg.chat_template, msgs, model=cfg.id)
 
     return ChatRequest(
         model=cfg.provider_model,
