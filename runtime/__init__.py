@@ -32,6 +32,7 @@ from .errors import (
     RateLimitError,
     RuntimeClosedError,
     ServerError,
+    TemplateError,
     UnknownModelError,
     UnknownProviderError,
 )
@@ -67,6 +68,7 @@ __all__ = [
     "RateLimitError",
     "RuntimeClosedError",
     "ServerError",
+    "TemplateError",
     "UnknownModelError",
     "UnknownProviderError",
     "Usage",

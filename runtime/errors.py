@@ -4,6 +4,8 @@
 
     LLMRuntimeError
     ├── ConfigError                  the config author: YAML files (problems carry file:line:col)
+    │   └── TemplateError            a model's chat_template failed or broke a bound (also an
+    │                                InvalidRequestError: the call that rendered it fails)
     ├── UnknownModelError            the caller: a model id that is not in models.yaml
     ├── UnknownProviderError         the caller: a provider name that is not registered
     ├── InvalidRequestError          the caller: bad arguments, or a parameter the model refuses
@@ -54,6 +56,7 @@ __all__ = [
     "RateLimitError",
     "RuntimeClosedError",
     "ServerError",
+    "TemplateError",
     "ToolArgumentsError",
     "UnknownModelError",
     "UnknownProviderError",
@@ -167,6 +170,18 @@ class UnknownProviderError(LLMRuntimeError, LookupError):
 
 class InvalidRequestError(LLMRuntimeError, ValueError):
     """The call's arguments are wrong, or carry a parameter the model refuses."""
+
+
+class TemplateError(ConfigError, InvalidRequestError):
+    """A model's ``chat_template`` failed to compile or render, or broke a render bound.
+
+    The config author fixes it (a ConfigError), and the call that rendered it fails
+    (an InvalidRequestError, as before this type existed). ``model`` is the catalog model id.
+    """
+
+    def __init__(self, message: str, *, model: str | None = None) -> None:
+        self.model = model
+        super().__init__(message)
 
 
 class RuntimeClosedError(LLMRuntimeError):

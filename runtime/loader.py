@@ -472,7 +472,7 @@ def _check_strict(
     environ: Mapping[str, str],
     key_models: Iterable[str] | None = None,
 ) -> None:
-    """Import each used provider class, compile chat templates, check the key variables."""
+    """Import each used provider class, test-render chat templates, check the key variables."""
     registered = registry.registered_providers()
     used = {model.provider for model, _ in models.built.values()}
     for name in sorted(used):

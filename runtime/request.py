@@ -118,7 +118,7 @@ def plan_request(
     if cfg.chat_template is not None and prompt is None:
         from .templates import render_chat_template
 
-        rendered = render_chat_template(cfg.chat_template, msgs)
+        rendered = render_chat_template(cfg.chat_template, msgs, model=cfg.id)
 
     request = ChatRequest(
         model=cfg.provider_model,

@@ -244,6 +244,7 @@ def every_error() -> list[errors.LLMRuntimeError]:
         errors.UnknownModelError("gpt-4o-mni", "gpt-4o-mini"),
         errors.UnknownProviderError("opena", "openai"),
         errors.InvalidRequestError("bad argument"),
+        errors.TemplateError("model 'm': its chat_template broke a bound", model="m"),
         errors.RuntimeClosedError("closed"),
         errors.MissingAPIKeyError("OPENAI_API_KEY", provider="openai", model="gpt-4o-mini"),
         errors.MissingDependencyError("openai", "openai", purpose="the SDK provider"),

@@ -359,9 +359,10 @@ async def test_chat_template_renders_messages_into_the_prompt() -> None:
 async def test_chat_template_runs_in_a_sandbox() -> None:
     evil = "{{ messages.__class__.__mro__[1].__subclasses__() }}"
     rt = runtime_for(catalog({"m": {"provider": "s", "chat_template": evil}}))
-    with pytest.raises(errors.InvalidRequestError) as info:
+    with pytest.raises(errors.TemplateError) as info:  # an InvalidRequestError, as before
         await rt.generate(model="m", messages=[{"role": "user", "content": "hi"}])
-    assert "chat template" in str(info.value)
+    assert isinstance(info.value, errors.InvalidRequestError)
+    assert str(info.value).startswith("model 'm': its chat_template was refused by the sandbox: ")
 
 
 async def test_aclose_is_idempotent_and_a_closed_runtime_refuses_calls() -> None:
