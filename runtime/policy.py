@@ -223,16 +223,12 @@ async def timed_events(
     first = True
     try:
         while True:
-            limits = [timeouts.first_token if first else timeouts.idle]
-            if timeouts.total is not None:
-                limits.append(max(0.0, timeouts.total - (clock() - start)))
-            limit = min((x for x in limits if x is not None), default=None)
-            what = "first token" if first else "next chunk"
+            limit, expired = _next_limit(timeouts, first, clock() - start)
             try:
                 event = await guarded(
                     source.__anext__(),
                     limit,
-                    f"stream: no {what} within {{:g}}s".format,
+                    expired,
                     provider=provider,
                     provider_name=provider_name,
                     model=cfg.id,
@@ -259,6 +255,27 @@ async def timed_events(
         aclose = getattr(source, "aclose", None)
         if aclose is not None:
             await aclose()
+
+
+def _next_limit(
+    timeouts: TimeoutConfig, first: bool, elapsed: float
+) -> tuple[float | None, Callable[[float], str]]:
+    """Seconds the next stream event may take, and the message naming the limit that binds.
+
+    The gap limit (``first_token`` before the first text, ``idle`` after) and what is left
+    of ``total`` both apply; whichever ends first is the one a timeout is reported as.
+    """
+    gap = timeouts.first_token if first else timeouts.idle
+    name = "first_token" if first else "idle"
+    what = "first token" if first else "next chunk"
+    left = None if timeouts.total is None else max(0.0, timeouts.total - elapsed)
+    if left is not None and (gap is None or left <= gap):
+        total = timeouts.total
+        return (
+            left,
+            lambda _: f"stream: the total time limit of {total:g}s was exceeded (timeouts.total)",
+        )
+    return gap, lambda limit: f"stream: no {what} within {limit:g}s (timeouts.{name})"
 
 
 def foreign_error(exc: Exception, provider: str, model: str, api_key: str | None) -> ProviderError:

@@ -510,7 +510,9 @@ async def test_slow_first_token_times_out_and_is_retried(
     else:
         with pytest.raises(errors.ProviderTimeoutError) as info:
             await collect(rt.stream(model="m", prompt="hi"), seen)
-        assert str(info.value) == "[provider 'p', model 'm'] stream: no first token within 0.2s"
+        assert str(info.value) == (
+            "[provider 'p', model 'm'] stream: no first token within 0.2s (timeouts.first_token)"
+        )
         assert seen == []
     assert len(server.requests) == 2
     assert clock.sleeps == [0.5]
@@ -527,7 +529,9 @@ async def test_idle_gap_after_text_is_raised_not_retried(
     seen: list[str] = []
     with pytest.raises(errors.ProviderTimeoutError) as info:
         await collect(rt.stream(model="m", prompt="hi"), seen)
-    assert str(info.value) == "[provider 'p', model 'm'] stream: no next chunk within 0.2s"
+    assert str(info.value) == (
+        "[provider 'p', model 'm'] stream: no next chunk within 0.2s (timeouts.idle)"
+    )
     assert seen == ["Hel"]
     assert len(server.requests) == 1
     assert clock.sleeps == []
