@@ -22,6 +22,7 @@
         ├── ProviderTimeoutError     connect / read / total timeout
         ├── ProviderConnectionError  refused, reset, DNS, TLS
         └── MalformedResponseError   a reply that does not parse as the protocol says
+            └── ResponseTooLargeError  a reply past a size bound of settings.http / http:
 
 Every message is written for a person: what happened, where, and the next step.
 No message, repr or attribute ever contains an API key.
@@ -50,6 +51,7 @@ __all__ = [
     "ProviderError",
     "ProviderTimeoutError",
     "RateLimitError",
+    "ResponseTooLargeError",
     "RuntimeClosedError",
     "ServerError",
     "UnknownModelError",
@@ -245,3 +247,10 @@ class ProviderConnectionError(ProviderError):
 
 class MalformedResponseError(ProviderError):
     """The provider's reply did not follow its protocol."""
+
+
+class ResponseTooLargeError(MalformedResponseError):
+    """A reply, stream, SSE line or event went past its size bound (``http:`` settings).
+
+    The message names the setting to raise; the read stopped there (nothing more was read).
+    """
