@@ -13,6 +13,7 @@ from typing import Any
 
 from .config import (
     Catalog,
+    HTTPConfig,
     ModelConfig,
     ProviderConfig,
     RetryConfig,
@@ -214,6 +215,7 @@ class LLMRuntime:
                 f"{type(exc).__name__}: {text}"
             ) from None
         instance.provider_name = config.name
+        instance.configure_http(merge_layers(HTTPConfig, self.catalog.settings.http, config.http))
         return instance
 
     def _base_url(self, model: ModelConfig, config: ProviderConfig) -> str | None:
