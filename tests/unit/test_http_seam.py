@@ -347,3 +347,39 @@ def test_body_decoder_strips_a_leading_bom_when_asked(split: int) -> None:
     assert out == b"data: x\n\n\xef\xbb\xbf"  # only the leading one
     plain = BodyDecoder(None, 100, setting="max_body_bytes")
     assert b"".join(plain.feed(body)) == body
+
+
+# ---------------------------------------------------------------------------- settings
+
+PROVIDERS_YAML = """\
+settings:
+  http: {max_body_bytes: 1000, max_error_body_bytes: 500}
+providers:
+  p:
+    class: runtime.providers.openai_provider.OpenAIProvider
+    base_url: http://127.0.0.1:9
+    http: {cookies: true, max_body_bytes: 2000}
+"""
+
+
+def test_http_settings_merge_field_by_field_from_yaml(tmp_path: Any) -> None:
+    from runtime import load_runtime
+    from runtime.config import HTTPConfig
+
+    (tmp_path / "providers.yaml").write_text(PROVIDERS_YAML, encoding="utf-8")
+    (tmp_path / "models.yaml").write_text("models:\n  m: {provider: p}\n", encoding="utf-8")
+    rt = load_runtime(tmp_path / "providers.yaml", tmp_path / "models.yaml")
+    client = rt.provider_for("m")._client  # type: ignore[attr-defined]
+    assert client.config == HTTPConfig(max_body_bytes=2000, max_error_body_bytes=500, cookies=True)
+
+
+def test_a_typo_in_http_settings_is_a_load_error_with_its_place(tmp_path: Any) -> None:
+    from runtime import load_runtime
+
+    text = PROVIDERS_YAML.replace("cookies: true", "cookie: true")
+    (tmp_path / "providers.yaml").write_text(text, encoding="utf-8")
+    (tmp_path / "models.yaml").write_text("models:\n  m: {provider: p}\n", encoding="utf-8")
+    with pytest.raises(errors.ConfigError) as info:
+        load_runtime(tmp_path / "providers.yaml", tmp_path / "models.yaml")
+    expected = "providers.yaml:7:12: providers.p.http.cookie: unknown key 'cookie'"
+    assert f"{expected} (did you mean 'cookies'?)" in str(info.value)
