@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 __all__ = [
     "SCHEMA_DIALECT",
     "Catalog",
+    "HTTPConfig",
     "LimitsConfig",
     "ModelConfig",
     "ProviderConfig",
@@ -111,11 +112,52 @@ class LimitsConfig(_Frozen):
     )
 
 
+_KiB = 1024
+_MiB = 1024 * _KiB
+
+
+class HTTPConfig(_Frozen):
+    """Bounds on what the runtime reads from a server, and how its HTTP client behaves.
+
+    Sizes are decoded bytes (after gzip/deflate), counted as they arrive; a reply that goes
+    past its bound ends the read with ``ResponseTooLargeError``.
+    """
+
+    max_body_bytes: int = Field(
+        32 * _MiB, ge=1, description="Bytes: the largest JSON reply read (decoded size)."
+    )
+    max_error_body_bytes: int = Field(
+        256 * _KiB,
+        ge=1,
+        description="Bytes: the most read of an error reply (HTTP 4xx/5xx); the rest is not "
+        "read, and the error is still raised as its status says.",
+    )
+    max_stream_bytes: int = Field(
+        256 * _MiB,
+        ge=1,
+        description="Bytes: the largest event stream read (decoded size, all events together).",
+    )
+    max_sse_line_bytes: int = Field(
+        4 * _MiB, ge=1, description="Bytes: the longest line of an event stream."
+    )
+    max_sse_event_bytes: int = Field(
+        16 * _MiB, ge=1, description="Bytes: the largest event of an event stream (its data)."
+    )
+    cookies: bool = Field(
+        False,
+        description="Keep cookies a server sets and send them back on later calls (off: an "
+        "API client is not a browser).",
+    )
+
+
 class RuntimeSettings(_Frozen):
     """Runtime-wide defaults, overridden per provider and per model."""
 
     retry: RetryConfig | None = Field(None, description="Default retry policy.")
     timeouts: TimeoutConfig | None = Field(None, description="Default time limits.")
+    http: HTTPConfig | None = Field(
+        None, description="Default bounds on replies and HTTP client behaviour."
+    )
 
 
 class ProviderConfig(_Frozen):
@@ -148,6 +190,11 @@ class ProviderConfig(_Frozen):
     retry: RetryConfig | None = Field(None, description="Retry policy for this provider.")
     timeouts: TimeoutConfig | None = Field(None, description="Time limits for this provider.")
     limits: LimitsConfig | None = Field(None, description="Concurrency and rate limits.")
+    http: HTTPConfig | None = Field(
+        None,
+        description="Bounds on replies and HTTP client behaviour for this provider (merged "
+        "field by field over settings.http).",
+    )
 
     @field_validator("base_url")
     @classmethod

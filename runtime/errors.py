@@ -24,7 +24,8 @@
         ├── ProviderTimeoutError     connect / read / total timeout
         ├── ProviderConnectionError  refused, reset, DNS, TLS
         └── MalformedResponseError   a reply that does not parse as the protocol says
-            └── ToolArgumentsError   a tool call whose arguments are not a JSON object
+            ├── ToolArgumentsError   a tool call whose arguments are not a JSON object
+            └── ResponseTooLargeError  a reply past a size bound of settings.http / http:
 
 Every message is written for a person: what happened, where, and the next step.
 No message, repr or attribute ever contains an API key.
@@ -54,6 +55,7 @@ __all__ = [
     "ProviderError",
     "ProviderTimeoutError",
     "RateLimitError",
+    "ResponseTooLargeError",
     "RuntimeClosedError",
     "ServerError",
     "TemplateError",
@@ -320,3 +322,10 @@ class ToolArgumentsError(MalformedResponseError):
         self.raw_arguments = raw_arguments
         self.tool_name = tool_name
         super().__init__(message, **kwargs)
+
+
+class ResponseTooLargeError(MalformedResponseError):
+    """A reply, stream, SSE line or event went past its size bound (``http:`` settings).
+
+    The message names the setting to raise; the read stopped there (nothing more was read).
+    """

@@ -2,38 +2,48 @@
 
 Wire providers speak their protocol through ``HTTPClient`` and never touch the transport
 library (httpx2 today) directly, so it can be tuned or swapped without touching a provider.
-Every transport failure and every HTTP error status becomes one of ``runtime.errors`` here;
-a provider only supplies how its error envelope reads (``ErrorParser``).
+Every transport failure and every HTTP error status becomes one of ``runtime.errors`` here
+(the status mapping itself is ``runtime.status``, re-exported); a provider only supplies
+how its error envelope reads (``ErrorParser``).
+
+What a hostile or broken server can do is bounded here, by ``HTTPConfig`` (``settings.http``
+and each provider's ``http:``): every body is decoded by the runtime itself (gzip and deflate,
+``runtime.body``) and counted as it arrives; event streams are parsed in linear time with
+bounded lines and events (``runtime.sse``); a redirect is refused, never followed (the key
+must not travel to another URL); cookies are not kept unless ``cookies: true``. These checks
+sit in the transport under the pooled client, so an SDK that shares the pool
+(``OpenAISDKProvider``) gets them too.
 """
 
 from __future__ import annotations
 
-import email.utils
-import json
-import re
-import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from http.cookiejar import CookieJar, CookiePolicy
 from typing import Any
 
 import httpx2
 
+from .body import ACCEPT_ENCODING, BodyDecoder, JSONTooDeepError, loads, malformed_json
+from .config import HTTPConfig
 from .errors import (
-    AuthenticationError,
-    BadRequestError,
-    ContentFilteredError,
-    ContextLengthExceededError,
+    LLMRuntimeError,
     MalformedResponseError,
-    NotFoundError,
-    PermissionDeniedError,
     ProviderConnectionError,
     ProviderError,
     ProviderTimeoutError,
-    RateLimitError,
-    ServerError,
 )
-from .redact import scrub
+from .redact import scrub, snippet
+from .sse import SSEEvent, SSELimits, iter_sse
+from .status import (
+    ErrorInfo,
+    ErrorParser,
+    default_error_parser,
+    error_for_payload,
+    error_for_status,
+    finite_seconds,
+    parse_retry_after,
+)
 
 __all__ = [
     "ErrorInfo",
@@ -41,202 +51,106 @@ __all__ = [
     "HTTPClient",
     "SSEEvent",
     "default_error_parser",
+    "error_for_payload",
     "error_for_status",
+    "finite_seconds",
     "iter_sse",
+    "loads",
     "parse_retry_after",
 ]
 
-#: Longest slice of a foreign body quoted in an error message.
-_SNIPPET = 300
 
-_CONTEXT_PATTERNS = re.compile(
-    r"context[_ ]length|context window|maximum context|too many tokens|prompt is too long|"
-    r"input is too long|exceeds the (maximum|context)|exceed context limit|token limit|"
-    r"reduce the length",
-    re.IGNORECASE,
-)
+# --------------------------------------------------------------------------- the transport
 
 
-@dataclass(frozen=True, slots=True)
-class SSEEvent:
-    """One server-sent event (``event`` defaults to "message" as the SSE spec says)."""
+class _NoCookies(CookiePolicy):
+    """A cookie policy that stores nothing and sends nothing."""
 
-    event: str
-    data: str
-    id: str | None = None
+    netscape = True
+    rfc2965 = False
+    hide_cookie2 = True
 
-    def json(self) -> Any:
-        return json.loads(self.data)
+    def set_ok(self, cookie: Any, request: Any) -> bool:
+        return False
 
+    def return_ok(self, cookie: Any, request: Any) -> bool:
+        return False
 
-@dataclass(frozen=True, slots=True)
-class ErrorInfo:
-    """What a provider's error envelope says: the vendor's message, code and type."""
+    def domain_return_ok(self, domain: str, request: Any) -> bool:
+        return False
 
-    message: str
-    code: str | None = None
-    type: str | None = None
-    retry_after: float | None = None  # seconds, from the body (e.g. google.rpc.RetryInfo)
+    def path_return_ok(self, path: str, request: Any) -> bool:
+        return False
 
 
-ErrorParser = Callable[[Any], ErrorInfo | None]
+#: Headers that describe the body as it travelled; gone once the seam has decoded it.
+_ENCODING_HEADERS = frozenset({b"content-encoding", b"content-length"})
 
 
-def default_error_parser(body: Any) -> ErrorInfo | None:
-    """Read ``{"error": {"message", "code", "type"/"status"}}`` and its common variants."""
-    if isinstance(body, list) and body:  # Gemini sometimes wraps the envelope in a list
-        body = body[0]
-    if not isinstance(body, Mapping):
-        return None
-    err = body.get("error", body)
-    if isinstance(err, str):
-        return ErrorInfo(err)
-    if not isinstance(err, Mapping):
-        return None
-    message = err.get("message") or err.get("detail") or body.get("message")
-    if not isinstance(message, str):
-        return None
-    code = err.get("code")
-    kind = err.get("type") or err.get("status")
-    return ErrorInfo(
-        message,
-        str(code) if code is not None else None,
-        str(kind) if kind is not None else None,
-    )
+class _DecodedStream(httpx2.AsyncByteStream):
+    """A reply body as ``BodyDecoder`` gives it: decoded, counted, stopped at its bound."""
 
+    def __init__(self, raw: httpx2.AsyncByteStream, decoder: BodyDecoder) -> None:
+        self._raw = raw
+        self._decoder = decoder
 
-def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
-    """Seconds to wait, from ``retry-after-ms``, or ``retry-after`` in seconds or as HTTP date."""
-    lowered = {k.lower(): v for k, v in headers.items()}
-    raw_ms = lowered.get("retry-after-ms")
-    if raw_ms is not None:
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        chunks = self._raw.__aiter__()
         try:
-            value = float(raw_ms) / 1000.0
-        except ValueError:
-            value = -1.0
-        if value >= 0 and value == value:  # not NaN
-            return value
-    raw = lowered.get("retry-after")
-    if raw is None:
-        return None
-    raw = raw.strip()
-    try:
-        seconds = float(raw)
-    except ValueError:
+            async for chunk in chunks:
+                for piece in self._decoder.feed(chunk):
+                    yield piece
+                if self._decoder.done:
+                    return  # the rest is never read; closing drops the connection
+        finally:
+            aclose = getattr(chunks, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+    async def aclose(self) -> None:
+        await self._raw.aclose()
+
+
+class _SeamTransport(httpx2.AsyncBaseTransport):
+    """Under the pooled client: redirects refused, every body decoded and bounded."""
+
+    def __init__(self, inner: httpx2.AsyncBaseTransport, owner: HTTPClient) -> None:
+        self._inner = inner
+        self._owner = owner
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        response = await self._inner.handle_async_request(request)
         try:
-            when = email.utils.parsedate_to_datetime(raw)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when is None:
-            return None
-        current = time.time() if now is None else now
-        return max(0.0, when.timestamp() - current)
-    if seconds != seconds or seconds < 0:  # NaN or negative
-        return None
-    return seconds
+            decoder = self._owner._decoder_for(request, response)
+        except BaseException:
+            await response.aclose()
+            raise
+        assert isinstance(response.stream, httpx2.AsyncByteStream)
+        return httpx2.Response(
+            response.status_code,
+            headers=[(k, v) for k, v in response.headers.raw if k.lower() not in _ENCODING_HEADERS],
+            stream=_DecodedStream(response.stream, decoder),
+            extensions=response.extensions,
+        )
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
 
 
-def _snippet(text: str) -> str:
-    text = text.strip()
-    return text if len(text) <= _SNIPPET else text[:_SNIPPET] + "..."
+def _host_port(url: httpx2.URL) -> str:
+    port = url.port or {"https": 443, "http": 80}.get(url.scheme)
+    host = f"[{url.host}]" if ":" in url.host else url.host
+    return f"{host}:{port}" if port else host
 
 
-def error_for_status(
-    status: int,
-    headers: Mapping[str, str],
-    body: bytes,
-    *,
-    provider: str | None,
-    model: str | None,
-    parse: ErrorParser = default_error_parser,
-    secrets: Iterable[str | None] = (),
-) -> ProviderError:
-    """Map an HTTP error reply to our hierarchy, keeping the vendor's message.
-
-    ``secrets`` (API keys) are scrubbed from the message: servers echo keys back.
-    """
-    info: ErrorInfo | None = None
-    text = body.decode("utf-8", errors="replace")
-    try:
-        info = parse(json.loads(text)) if text.strip() else None
-    except ValueError:
-        info = None
-    message = info.message if info else _snippet(text)
-    if not message or message in ("{}", "[]", "null", '""'):
-        message = f"HTTP {status} with no error message in the reply"
-    message = scrub(message, secrets)
-    code = info.code if info else None
-    kind = info.type if info else None
-    retry_after = parse_retry_after(headers)
-    if retry_after is None and info is not None:
-        retry_after = info.retry_after
-    common: dict[str, Any] = {
-        "provider": provider,
-        "model": model,
-        "status_code": status,
-        "vendor_code": code or kind,
-    }
-    markers = " ".join(x for x in (code, kind) if x).lower()
-    if status == 429 or "rate_limit" in markers or "resource_exhausted" in markers:
-        return RateLimitError(message, retry_after=retry_after, **common)
-    if status == 401 or "api_key_invalid" in markers:
-        return AuthenticationError(message, **common)
-    if status == 403:
-        return PermissionDeniedError(message, **common)
-    if status == 404:
-        return NotFoundError(message, **common)
-    if status in (408, 409) or status >= 500:
-        return ServerError(message, retry_after=retry_after, **common)
-    if "context_length" in markers or _CONTEXT_PATTERNS.search(message):
-        return ContextLengthExceededError(message, **common)
-    if "content_filter" in markers or "content_policy" in markers:
-        return ContentFilteredError(message, **common)
-    return BadRequestError(message, **common)
-
-
-async def iter_sse(chunks: AsyncIterator[bytes]) -> AsyncGenerator[SSEEvent, None]:
-    """Parse a byte stream as server-sent events (the WHATWG algorithm; CR, LF or CRLF).
-
-    An event is dispatched at a blank line; an unterminated event at end of stream is
-    discarded, as the spec says (a cut stream is then detected by the provider, which
-    expects its protocol's final event).
-    """
-    buffer = b""
-    event = ""
-    data: list[str] = []
-    last_id: str | None = None
-    pending_cr = False
-    async for chunk in chunks:
-        if pending_cr and chunk.startswith(b"\n"):
-            chunk = chunk[1:]
-        pending_cr = chunk.endswith(b"\r")
-        buffer += chunk
-        lines = re.split(rb"\r\n|\r|\n", buffer)
-        buffer = lines.pop()  # the incomplete tail
-        for raw in lines:
-            line = raw.decode("utf-8", errors="replace")
-            if not line:
-                if data:
-                    yield SSEEvent(event or "message", "\n".join(data), last_id)
-                event, data = "", []
-                continue
-            if line.startswith(":"):
-                continue
-            name, sep, value = line.partition(":")
-            if sep and value.startswith(" "):
-                value = value[1:]
-            if name == "data":
-                data.append(value)
-            elif name == "event":
-                event = value
-            elif name == "id" and "\0" not in value:
-                last_id = value
+# --------------------------------------------------------------------------- the client
 
 
 class HTTPClient:
     """One pooled HTTP client for one provider instance; JSON in, JSON or SSE out.
 
     ``secrets`` (API keys) are scrubbed from any text this client puts into an error.
+    ``http`` bounds what is read (see ``HTTPConfig``); ``configure`` changes it later.
     """
 
     def __init__(
@@ -251,22 +165,33 @@ class HTTPClient:
         max_connections: int = 100,
         secrets: tuple[str, ...] = (),
         transport: httpx2.AsyncBaseTransport | None = None,
+        http: HTTPConfig | None = None,
     ) -> None:
         self.provider = provider
+        self.config = http or HTTPConfig()
         self._parse = error_parser
         self._secrets = tuple(s for s in secrets if s)
         self._closed = False
+        limits = httpx2.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_connections
+        )
+        inner = transport or httpx2.AsyncHTTPTransport(limits=limits, trust_env=False)
         self._client = httpx2.AsyncClient(
             base_url=base_url,
-            headers=dict(headers or {}),
+            # Only what the seam decodes itself; httpx2 would add br/zstd when installed.
+            headers={"accept-encoding": ACCEPT_ENCODING, **(headers or {})},
             timeout=httpx2.Timeout(read_timeout, connect=connect_timeout, pool=connect_timeout),
-            limits=httpx2.Limits(
-                max_connections=max_connections, max_keepalive_connections=max_connections
-            ),
-            transport=transport,
+            transport=_SeamTransport(inner, self),
             follow_redirects=False,
             trust_env=False,
         )
+        self.configure(self.config)
+
+    def configure(self, http: HTTPConfig) -> None:
+        """Use ``http``'s bounds from now on (the runtime calls this right after construction)."""
+        self.config = http
+        # A bare CookieJar: httpx2 copies a Cookies object into a jar of the default policy.
+        self._client.cookies = CookieJar() if http.cookies else CookieJar(_NoCookies())
 
     @property
     def closed(self) -> bool:
@@ -282,9 +207,6 @@ class HTTPClient:
             self._closed = True
             await self._client.aclose()
 
-    def _scrub(self, text: str) -> str:
-        return scrub(text, self._secrets)
-
     def _timeout(self, connect: float | None, read: float | None) -> Any:
         if connect is None and read is None:
             return httpx2.USE_CLIENT_DEFAULT
@@ -295,9 +217,25 @@ class HTTPClient:
             pool=connect if connect is not None else base.pool,
         )
 
-    def _transport_error(self, exc: Exception, model: str | None, what: str) -> ProviderError:
-        detail = self._scrub(str(exc))
-        text = f"{what}: {type(exc).__name__}" + (f": {detail}" if detail else "")
+    # ------------------------------------------------------------------ errors
+
+    def transport_error(
+        self, exc: Exception, model: str | None, path: str, *, mid_stream: bool = False
+    ) -> ProviderError:
+        """Ours for a transport failure: what failed, where (host:port), and the cause."""
+        try:
+            url = exc.request.url  # type: ignore[attr-defined]
+        except (AttributeError, RuntimeError):  # raised before a request existed
+            url = self._client.base_url
+        where = _host_port(url)
+        detail = scrub(str(exc), self._secrets)
+        cause = f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+        if isinstance(exc, httpx2.ConnectError | httpx2.ConnectTimeout):
+            text = f"POST {path}: cannot connect to {where} ({cause})"
+        elif mid_stream:
+            text = f"POST {path}: the stream from {where} broke ({cause})"
+        else:
+            text = f"POST {path} to {where} failed ({cause})"
         common: dict[str, Any] = {"provider": self.provider, "model": model}
         if isinstance(exc, httpx2.TimeoutException):
             return ProviderTimeoutError(text, **common)
@@ -306,7 +244,7 @@ class HTTPClient:
     def _status_error(
         self, response: httpx2.Response, body: bytes, model: str | None
     ) -> ProviderError:
-        err = error_for_status(
+        return error_for_status(
             response.status_code,
             response.headers,
             body,
@@ -315,7 +253,95 @@ class HTTPClient:
             parse=self._parse,
             secrets=self._secrets,
         )
-        return err
+
+    def _redirect_error(self, request: httpx2.Request, response: httpx2.Response) -> ProviderError:
+        status = response.status_code
+        location = response.headers.get("location")
+        target: httpx2.URL | None = None
+        if location:
+            try:
+                target = request.url.join(location)
+            except (httpx2.InvalidURL, ValueError, TypeError):
+                target = None
+        if target is None:
+            whither = "without a usable Location"
+        else:
+            shown = snippet(f"{target.scheme}://{_host_port(target)}{target.path}", self._secrets)
+            here = (request.url.scheme, _host_port(request.url))
+            there = (target.scheme, _host_port(target))
+            whither = f"to {shown}" + (" on another host" if there != here else "")
+        return ProviderError(
+            f"{request.method} {request.url.path}: the server answered HTTP {status}, a "
+            f"redirect {whither}; the runtime follows no redirect (the API key must not "
+            "travel to another URL): set the provider's base_url to the URL that answers",
+            provider=self.provider,
+            status_code=status,
+        )
+
+    def _decoder_for(self, request: httpx2.Request, response: httpx2.Response) -> BodyDecoder:
+        """How to read this reply's body (called by the transport, before anyone reads)."""
+        status = response.status_code
+        if 300 <= status < 400:
+            raise self._redirect_error(request, response)
+        cfg = self.config
+        encoding = response.headers.get("content-encoding")
+        if status >= 400:
+            # Error bodies are quoted, never needed whole: read the first part only.
+            try:
+                return BodyDecoder(
+                    encoding,
+                    cfg.max_error_body_bytes,
+                    setting="max_error_body_bytes",
+                    truncate=True,
+                )
+            except MalformedResponseError:  # an encoding we cannot read: the status says enough
+                return BodyDecoder(None, 0, setting="max_error_body_bytes", truncate=True)
+        stream = "event-stream" in response.headers.get("content-type", "")
+        try:
+            return BodyDecoder(
+                encoding,
+                cfg.max_stream_bytes if stream else cfg.max_body_bytes,
+                setting="max_stream_bytes" if stream else "max_body_bytes",
+                what="the event stream" if stream else "the reply",
+                strip_bom=stream,  # for an SDK's own SSE parser too (the openai one keeps it)
+            )
+        except MalformedResponseError as exc:
+            exc.provider = self.provider
+            raise
+
+    def _own(self, error: LLMRuntimeError, model: str | None) -> LLMRuntimeError:
+        """``error`` (raised under the client) with this client's provider and ``model``."""
+        if isinstance(error, ProviderError):
+            error.provider = error.provider or self.provider
+            error.model = error.model or model
+        return error
+
+    # ------------------------------------------------------------------ reading
+
+    async def _read(self, response: httpx2.Response, limit: int | None = None) -> bytearray:
+        """The (decoded, bounded) body; with ``limit``, at most about that many bytes."""
+        content = bytearray()
+        async for piece in response.aiter_raw():
+            content += piece
+            if limit is not None and len(content) >= limit:
+                break
+        return content
+
+    async def _send(self, request: httpx2.Request, path: str, model: str | None) -> httpx2.Response:
+        try:
+            return await self._client.send(request, stream=True)
+        except httpx2.HTTPError as exc:
+            raise self.transport_error(exc, model, path) from exc
+        except LLMRuntimeError as exc:
+            raise self._own(exc, model) from None
+
+    async def _body(self, response: httpx2.Response, path: str, model: str | None) -> bytearray:
+        try:
+            return await self._read(response)
+        except httpx2.HTTPError as exc:
+            raise self.transport_error(exc, model, path) from exc
+        except LLMRuntimeError as exc:
+            raise self._own(exc, model) from None
 
     async def post_json(
         self,
@@ -329,29 +355,51 @@ class HTTPClient:
         read_timeout: float | None = None,
     ) -> Any:
         """POST ``body`` as JSON and return the parsed JSON reply; errors are ours."""
+        request = self._client.build_request(
+            "POST",
+            path,
+            json=body,
+            headers=headers,
+            params=params,
+            timeout=self._timeout(connect_timeout, read_timeout),
+        )
+        response = await self._send(request, path, model)
         try:
-            response = await self._client.post(
-                path,
-                json=body,
-                headers=headers,
-                params=params,
-                timeout=self._timeout(connect_timeout, read_timeout),
-            )
-            content = response.content
-        except httpx2.HTTPError as exc:
-            raise self._transport_error(exc, model, f"POST {path} failed") from exc
+            content = await self._body(response, path, model)
+        finally:
+            await response.aclose()
         if response.status_code >= 400:
-            raise self._status_error(response, content, model)
+            raise self._status_error(response, bytes(content), model)
         try:
-            return json.loads(content)
+            return loads(content)
         except ValueError as exc:
-            raise MalformedResponseError(
-                f"POST {path}: the reply is not JSON: "
-                f"{self._scrub(_snippet(content.decode('utf-8', 'replace')))!r}",
+            # Raised outside this block: the parser's error holds the whole body.
+            message = malformed_json(f"POST {path}: the reply", content, exc, self._secrets)
+        raise MalformedResponseError(
+            message, provider=self.provider, model=model, status_code=response.status_code
+        )
+
+    def parse_event(
+        self, event: SSEEvent, *, model: str | None, what: str = "a stream event"
+    ) -> Any:
+        """An event's data as JSON; ours when it is not (quoted with the key scrubbed).
+
+        An event the end of the stream cut off (``at_eof``) that does not parse means the
+        stream was cut short: ProviderConnectionError, retryable, not a malformed reply.
+        """
+        try:
+            return loads(event.data)
+        except ValueError as exc:
+            cut = event.at_eof and not isinstance(exc, JSONTooDeepError)
+            message = malformed_json(what, event.data, exc, self._secrets)
+        if cut:
+            raise ProviderConnectionError(
+                "the stream ended in the middle of an event: the connection was cut short; "
+                "the answer may be incomplete",
                 provider=self.provider,
                 model=model,
-                status_code=response.status_code,
-            ) from exc
+            )
+        raise MalformedResponseError(message, provider=self.provider, model=model)
 
     @asynccontextmanager
     async def stream_sse(
@@ -364,11 +412,14 @@ class HTTPClient:
         model: str | None = None,
         connect_timeout: float | None = None,
         read_timeout: float | None = None,
+        unframed: bool = False,
     ) -> AsyncIterator[AsyncIterator[SSEEvent]]:
         """POST ``body`` and yield an async iterator of SSE events; the response is closed on exit.
 
         Use as ``async with client.stream_sse(...) as events: async for ev in events: ...``.
         An error status raises before any event; a broken connection mid-stream raises ours.
+        ``unframed=True``: text after the last event that no ``data:`` framed comes as one
+        final event marked ``unframed`` (see ``runtime.sse``).
         """
         request = self._client.build_request(
             "POST",
@@ -378,29 +429,26 @@ class HTTPClient:
             params=params,
             timeout=self._timeout(connect_timeout, read_timeout),
         )
-        try:
-            response = await self._client.send(request, stream=True)
-        except httpx2.HTTPError as exc:
-            raise self._transport_error(exc, model, f"POST {path} failed") from exc
+        response = await self._send(request, path, model)
         try:
             if response.status_code >= 400:
-                try:
-                    content = await response.aread()
-                except httpx2.HTTPError as exc:
-                    raise self._transport_error(exc, model, f"POST {path} failed") from exc
-                raise self._status_error(response, content, model)
+                content = await self._body(response, path, model)
+                raise self._status_error(response, bytes(content), model)
             ctype = response.headers.get("content-type", "")
             if "json" in ctype and "event-stream" not in ctype:
                 # Some servers answer a stream request with one JSON error body and 200.
-                content = await response.aread()
+                try:
+                    content = await self._read(response, self.config.max_error_body_bytes)
+                except (httpx2.HTTPError, LLMRuntimeError):
+                    content = bytearray()
                 raise MalformedResponseError(
                     f"POST {path}: expected an event stream, got JSON: "
-                    f"{self._scrub(_snippet(content.decode('utf-8', 'replace')))!r}",
+                    f"{snippet(content, self._secrets)!r}",
                     provider=self.provider,
                     model=model,
                     status_code=response.status_code,
                 )
-            events = self._events(response, path, model)
+            events = self._events(response, path, model, unframed)
             try:
                 yield events
             finally:
@@ -409,15 +457,21 @@ class HTTPClient:
             await response.aclose()
 
     async def _events(
-        self, response: httpx2.Response, path: str, model: str | None
+        self, response: httpx2.Response, path: str, model: str | None, unframed: bool
     ) -> AsyncGenerator[SSEEvent, None]:
-        chunks = response.aiter_bytes()
-        events = iter_sse(chunks)
+        cfg = self.config
+        limits = SSELimits(
+            cfg.max_sse_line_bytes, cfg.max_sse_event_bytes, cfg.max_error_body_bytes
+        )
+        chunks = response.aiter_raw()
+        events = iter_sse(chunks, limits, unframed=unframed)
         try:
             async for event in events:
                 yield event
         except httpx2.HTTPError as exc:
-            raise self._transport_error(exc, model, f"POST {path}: the stream broke") from exc
+            raise self.transport_error(exc, model, path, mid_stream=True) from exc
+        except LLMRuntimeError as exc:
+            raise self._own(exc, model) from None
         finally:
             # Close both now, rather than in tasks the event loop's finalizer would start.
             await events.aclose()

@@ -14,7 +14,15 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["MIN_SECRET_LENGTH", "REDACTED", "SECRET_HEADERS", "is_secret_name", "redact", "scrub"]
+__all__ = [
+    "MIN_SECRET_LENGTH",
+    "REDACTED",
+    "SECRET_HEADERS",
+    "is_secret_name",
+    "redact",
+    "scrub",
+    "snippet",
+]
 
 REDACTED = "***"
 #: Shorter values are not searched for in text (they are redacted by name only).
@@ -91,3 +99,41 @@ def _scrub(text: str, secrets: list[str]) -> str:
 def scrub(text: str, secrets: Iterable[str | None]) -> str:
     """``text`` with every occurrence of each secret (of MIN_SECRET_LENGTH or more) replaced."""
     return _scrub(text, _searchable(secrets))
+
+
+_TEXT_START = re.compile(r"\S")
+_BYTES_START = re.compile(rb"\S")
+
+
+def snippet(text: str | bytes | bytearray, secrets: Iterable[str | None], limit: int = 300) -> str:
+    """``text`` fit to quote in an error: secrets scrubbed first, then cut to ``limit`` chars.
+
+    The order matters: a key that straddles the cut would leave its first part visible if
+    the text were cut before it is scrubbed. Only a prefix of a long text is decoded and
+    searched (``limit`` plus the longest secret characters); a key's beginning cut off at
+    the end of that prefix is dropped too, or it would slide into view once earlier copies
+    shrink to ``***``.
+    """
+    keys = [s for s in secrets if s]
+    window = limit + max((len(s) for s in keys), default=0) + 1
+    if isinstance(text, str):
+        found = _TEXT_START.search(text)
+        start = found.start() if found else len(text)
+        head = text[start : start + window]
+        cut = start + window < len(text)
+    else:
+        found_b = _BYTES_START.search(text)
+        start = found_b.start() if found_b else len(text)
+        # UTF-8 takes at most 4 bytes a character: this many bytes hold ``window`` characters.
+        raw = bytes(text[start : start + 4 * window])
+        decoded = raw.decode("utf-8", errors="replace")
+        head = decoded[:window]
+        cut = len(decoded) > window or start + len(raw) < len(text)
+    if cut:
+        for key in keys:
+            for size in range(min(len(key) - 1, len(head)), 0, -1):
+                if head.endswith(key[:size]):
+                    head = head[:-size]
+                    break
+    head = scrub(head, keys).rstrip()
+    return head[:limit] + "..." if cut or len(head) > limit else head

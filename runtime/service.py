@@ -258,7 +258,7 @@ class LLMRuntime:
         )
         placeholder = api_key or (f"${key_env}" if key_env else None)
         cls = snapshot.provider_class(plan.provider)
-        provider = construct(cls, plan.provider, placeholder, snapshot.base_url(plan))
+        provider = construct(cls, plan.provider, placeholder, snapshot.base_url(plan), plan.http)
         streaming = stream and cfg.supports_streaming
         try:
             timed = replace(request, connect_timeout=timeouts.connect, read_timeout=timeouts.read)

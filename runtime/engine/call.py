@@ -188,6 +188,9 @@ class Call:
                 request, connect_timeout=plan.timeouts.connect, read_timeout=plan.timeouts.read
             )
             total = self.args.timeout if self.args.timeout is not None else plan.timeouts.total
+            self._total_name = (
+                "timeout= of this call" if self.args.timeout is not None else "timeouts.total"
+            )
             attempt = 0
             while True:
                 attempt += 1
@@ -238,6 +241,7 @@ class Call:
         raise _chain_error(failures, delivered=self.delivered)
 
     _response: ProviderResponse | None = None
+    _total_name = "timeouts.total"
 
     async def _chat(
         self, plan: ModelPlan, provider: LLMProvider, request: ChatRequest, total: float | None
@@ -246,7 +250,9 @@ class Call:
         response = await guarded(
             provider.chat(request),
             total,
-            f"no reply within the total time limit of {total:g}s" if total else "",
+            f"no reply within the total time limit of {total:g}s ({self._total_name})"
+            if total
+            else "",
             provider=provider,
             provider_name=plan.provider.name,
             model=plan.model.id,
@@ -275,6 +281,7 @@ class Call:
             provider=provider,
             provider_name=plan.provider.name,
             model=plan.model.id,
+            total_name=self._total_name,
         )
         try:
             async for event in events:

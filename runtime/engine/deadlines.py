@@ -71,8 +71,11 @@ async def timed_events(
     provider: LLMProvider,
     provider_name: str,
     model: str,
+    total_name: str = "timeouts.total",
 ) -> AsyncGenerator[StreamEvent, None]:
     """``source``'s events under the first-token, idle-gap and ``total`` time limits.
+
+    ``total_name`` says where the total limit comes from, for the message when it fires.
 
     Ends after the ``StreamEnd`` event; a source that stops without one raises
     MalformedResponseError. A timer per event is set only when a limit applies.
@@ -93,7 +96,8 @@ async def timed_events(
             if total is not None:
                 left = max(0.0, total - (loop.time() - start))
                 if limit is None or left <= limit:
-                    limit, what = left, f"the total time limit of {total:g}s was exceeded"
+                    limit = left
+                    what = f"the total time limit of {total:g}s was exceeded ({total_name})"
             try:
                 event = await guarded(
                     anext(source),

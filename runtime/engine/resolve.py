@@ -27,6 +27,7 @@ from pydantic import BaseModel
 
 from ..config import (
     Catalog,
+    HTTPConfig,
     ModelConfig,
     ProviderConfig,
     RetryConfig,
@@ -85,6 +86,7 @@ class ModelPlan:
     provider: ProviderConfig
     retry: RetryConfig
     timeouts: TimeoutConfig
+    http: HTTPConfig
     limiters: tuple[Limiter, ...]
     key_env: str | None
     options_key: str = field(repr=False)  # the provider options, as part of instance keys
@@ -156,9 +158,14 @@ class Snapshot:
                 timeouts=merge_layers(
                     TimeoutConfig, settings.timeouts, config.timeouts, model.timeouts
                 ),
+                http=merge_layers(HTTPConfig, settings.http, config.http),
                 limiters=self._limiters_for(model, config),
                 key_env=model.requires_api_key_env or config.api_key_env,
-                options_key=json.dumps(config.options, sort_keys=True, default=repr),
+                options_key=json.dumps(
+                    [config.options, config.http.model_dump() if config.http else None],
+                    sort_keys=True,
+                    default=repr,
+                ),
             )
         return plan
 
@@ -238,9 +245,13 @@ def check_key(value: str, what: str, provider: str) -> str:
 
 
 def construct(
-    cls: type[LLMProvider], config: ProviderConfig, api_key: str | None, base_url: str | None
+    cls: type[LLMProvider],
+    config: ProviderConfig,
+    api_key: str | None,
+    base_url: str | None,
+    http: HTTPConfig | None = None,
 ) -> LLMProvider:
-    """``cls(api_key, base_url, **options)``; a foreign failure becomes a ConfigError."""
+    """``cls(api_key, base_url, **options)``, then its HTTP limits; failures -> ConfigError."""
     try:
         instance = cls(api_key=api_key, base_url=base_url, **config.options)
     except LLMRuntimeError:
@@ -252,6 +263,8 @@ def construct(
             f"{type(exc).__name__}: {text}"
         ) from None
     instance.provider_name = config.name
+    if http is not None:
+        instance.configure_http(http)
     return instance
 
 
@@ -275,7 +288,7 @@ class Instances:
         table = self._shared if api_key is None else self._tenants
         instance = table.get(key)
         if instance is None:
-            instance = table[key] = construct(cls, plan.provider, key_value, base_url)
+            instance = table[key] = construct(cls, plan.provider, key_value, base_url, plan.http)
             if api_key is not None and len(self._tenants) > self._tenant_limit:
                 _, evicted = self._tenants.popitem(last=False)
                 self._retire(evicted)

@@ -28,11 +28,11 @@ Choices this module makes, each tested in ``tests/wire/test_anthropic.py``:
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, ClassVar
 
+from ..config import HTTPConfig
 from ..errors import (
     ConfigError,
     InvalidRequestError,
@@ -41,8 +41,8 @@ from ..errors import (
     ProviderError,
     RuntimeClosedError,
 )
-from ..http import ErrorInfo, HTTPClient, SSEEvent, default_error_parser, error_for_status
-from ..redact import scrub
+from ..http import ErrorInfo, HTTPClient, SSEEvent, default_error_parser, error_for_payload
+from ..redact import scrub, snippet
 from ..types import (
     ChatRequest,
     FinishReason,
@@ -251,6 +251,11 @@ class AnthropicProvider(ChatProvider):
             "json": self._body(request, stream=stream),
         }
 
+    def configure_http(self, config: HTTPConfig) -> None:
+        """Bounds on replies and cookie handling, for this provider's HTTP client."""
+        if self._http is not None:
+            self._http.configure(config)
+
     def _open(self) -> HTTPClient:
         if self._http is None or self._http.closed:
             raise RuntimeClosedError(f"{type(self).__name__} was used after aclose()")
@@ -278,7 +283,7 @@ class AnthropicProvider(ChatProvider):
         if not isinstance(reply, Mapping):
             raise self._malformed(f"the reply is a JSON {type(reply).__name__}", request)
         if reply.get("type") == "error":
-            raise self._error_event(reply, json.dumps(reply), request, where="reply")
+            raise self._error_event(reply, request, where="reply")
         content = reply.get("content")
         if not isinstance(content, list):
             raise self._malformed("the reply has no 'content' list", request)
@@ -320,7 +325,7 @@ class AnthropicProvider(ChatProvider):
             read_timeout=request.read_timeout,
         ) as events:
             async for event in events:
-                data = self._event_data(event, request)
+                data = self._event_data(http, event, request)
                 kind = data.get("type") or event.event
                 if kind == "content_block_delta":
                     delta = data.get("delta")
@@ -353,7 +358,7 @@ class AnthropicProvider(ChatProvider):
                     yield StreamEnd(_finish_reason(stop_reason), _usage(usage), model)
                     return
                 elif kind == "error":
-                    raise self._error_event(data, event.data, request, where="stream")
+                    raise self._error_event(data, request, where="stream")
                 # ping, content_block_stop and event types added later carry nothing we need.
         raise ProviderConnectionError(
             "the stream ended before its message_stop event (connection or proxy cut it)",
@@ -363,38 +368,40 @@ class AnthropicProvider(ChatProvider):
 
     # ------------------------------------------------------------------ helpers
 
-    def _event_data(self, event: SSEEvent, request: ChatRequest) -> Mapping[str, Any]:
-        try:
-            data = json.loads(event.data)
-        except ValueError as exc:
-            raise self._malformed(
-                f"the {event.event!r} event's data is not JSON: {self._quote(event.data)}",
-                request,
-            ) from exc
+    def _event_data(
+        self, http: HTTPClient, event: SSEEvent, request: ChatRequest
+    ) -> Mapping[str, Any]:
+        data = http.parse_event(
+            event,
+            model=request.model,
+            what=f"POST {MESSAGES_PATH}: the {event.event!r} event's data",
+        )
         if not isinstance(data, Mapping):
             raise self._malformed(
-                f"the {event.event!r} event's data is not a JSON object: {self._quote(event.data)}",
+                f"the {event.event!r} event's data is not a JSON object: "
+                f"{snippet(event.data, (self.api_key,))!r}",
                 request,
             )
         return data
 
     def _error_event(
-        self, data: Mapping[str, Any], raw: str, request: ChatRequest, *, where: str
+        self, data: Mapping[str, Any], request: ChatRequest, *, where: str
     ) -> ProviderError:
         """Map an error object that came with status 200 (an ``error`` event) like HTTP's."""
         err = data.get("error")
         kind = err.get("type") if isinstance(err, Mapping) else None
         status = _ERROR_STATUS.get(kind, 500) if isinstance(kind, str) else 500
-        error = error_for_status(
+        error = error_for_payload(
             status,
-            {},
-            raw.encode(),
+            data,
             provider=self.provider_name or "anthropic",
             model=request.model,
             parse=anthropic_error_parser,
+            secrets=(self.api_key,),
         )
         error.status_code = None  # the HTTP status was 200; the type is in vendor_code
-        error.message = self._scrub(f"the {where} reported {kind or 'an error'}: {error.message}")
+        named = snippet(kind, (self.api_key,), 100) if isinstance(kind, str) else "an error"
+        error.message = f"the {where} reported {named}: {error.message}"
         error.args = (error.message,)
         return error
 
@@ -404,10 +411,6 @@ class AnthropicProvider(ChatProvider):
             provider=self.provider_name or "anthropic",
             model=request.model,
         )
-
-    def _quote(self, text: str) -> str:
-        text = text.strip()
-        return repr(text if len(text) <= 200 else text[:200] + "...")
 
     def _scrub(self, text: str) -> str:
         return scrub(text, (self.api_key,))

@@ -13,10 +13,13 @@ from __future__ import annotations
 import inspect
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Iterable, Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..errors import ConfigError, MalformedResponseError
 from ..types import ChatRequest, Message, ProviderResponse, StreamEnd, StreamEvent, TextDelta
+
+if TYPE_CHECKING:
+    from ..config import HTTPConfig
 
 __all__ = ["ChatProvider", "LLMProvider", "reject_unknown_options"]
 
@@ -47,6 +50,12 @@ class LLMProvider(ABC):
 
     def _initialize_client(self, **kwargs: Any) -> None:  # noqa: B027 - optional hook
         """Create ``self._client`` from the provider's options; the default does nothing."""
+
+    def configure_http(self, config: HTTPConfig) -> None:  # noqa: B027 - optional hook
+        """Take the merged ``http:`` settings (reply bounds, cookies); called once by the
+        runtime right after construction. Providers that speak HTTP through the seam pass
+        them to their ``HTTPClient``; the default ignores them.
+        """
 
     @abstractmethod
     async def completion(

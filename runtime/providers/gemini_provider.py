@@ -45,7 +45,10 @@ Streaming
     Each SSE ``data:`` is a whole ``GenerateContentResponse`` chunk; Gemini sends no ``[DONE]``
     sentinel, so the terminal event is the chunk that carries a ``finishReason``. A stream that
     closes without one raises ``ProviderConnectionError`` ("stream ended before the model
-    finished"); an ``{"error": ...}`` chunk raises the error its code maps to.
+    finished"); an ``{"error": ...}`` chunk raises the error its code maps to, and so does
+    the bare error object Google sends after the last event of a failed stream, not framed
+    as ``data:`` and pretty-printed over several lines (``RateLimitError`` for 429 /
+    RESOURCE_EXHAUSTED, ``ServerError`` for 503 / UNAVAILABLE, ...).
 
 Errors
     Gemini's envelope is ``{"error": {"code", "message", "status", "details": [...]}}``
@@ -58,13 +61,13 @@ Errors
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import quote, urlencode
 
+from ..config import HTTPConfig
 from ..errors import (
     ConfigError,
     ContentFilteredError,
@@ -74,7 +77,7 @@ from ..errors import (
     ProviderError,
     RuntimeClosedError,
 )
-from ..http import ErrorInfo, HTTPClient, SSEEvent, error_for_status
+from ..http import ErrorInfo, HTTPClient, SSEEvent, error_for_payload, finite_seconds, loads
 from ..redact import scrub
 from ..types import (
     ChatRequest,
@@ -169,7 +172,7 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?)s\s*$")
 def _parse_duration(value: Any) -> float | None:
     """Seconds from a protobuf Duration in JSON form ("21s", "1.5s"), or None."""
     if isinstance(value, str) and (match := _DURATION.match(value)):
-        return float(match.group(1))
+        return finite_seconds(float(match.group(1)))  # "1e999"-like digits give inf: unusable
     return None
 
 
@@ -358,6 +361,11 @@ class GeminiProvider(ChatProvider):
 
     # ------------------------------------------------------------------ calls
 
+    def configure_http(self, config: HTTPConfig) -> None:
+        """Bounds on replies and cookie handling, for this provider's HTTP client."""
+        if isinstance(self._client, HTTPClient):
+            self._client.configure(config)
+
     def _http(self) -> HTTPClient:
         client = self._client
         if not isinstance(client, HTTPClient) or client.closed:
@@ -421,9 +429,15 @@ class GeminiProvider(ChatProvider):
             model=model,
             connect_timeout=request.connect_timeout,
             read_timeout=request.read_timeout,
+            unframed=True,
         ) as events:
             async for event in events:
-                chunk = self._chunk(event, model)
+                if event.unframed:
+                    # Text no data: line framed: Google ends a failed stream with its error
+                    # object, pretty-printed over several lines. Anything else is ignored.
+                    self._raise_unframed_error(event, model)
+                    continue
+                chunk = self._chunk(http, event, model)
                 if _error_envelope(chunk) is not None:
                     raise self._error_from_envelope(chunk, model)
                 usage_meta = chunk.get("usageMetadata", usage_meta)
@@ -453,15 +467,8 @@ class GeminiProvider(ChatProvider):
 
     # ------------------------------------------------------------------ reply reading
 
-    def _chunk(self, event: SSEEvent, model: str) -> Mapping[str, Any]:
-        try:
-            data = event.json()
-        except ValueError as exc:
-            raise MalformedResponseError(
-                f"a stream event's data is not JSON: {self._scrub(event.data[:300])!r}",
-                provider=self.provider_name or None,
-                model=model,
-            ) from exc
+    def _chunk(self, http: HTTPClient, event: SSEEvent, model: str) -> Mapping[str, Any]:
+        data = http.parse_event(event, model=model, what="a stream event's data")
         if isinstance(data, list) and _error_envelope(data) is not None:
             return {"error": _error_envelope(data)}
         if not isinstance(data, Mapping):
@@ -471,6 +478,15 @@ class GeminiProvider(ChatProvider):
                 model=model,
             )
         return data
+
+    def _raise_unframed_error(self, event: SSEEvent, model: str) -> None:
+        """Raise the error an unframed JSON error object at the end of a stream carries."""
+        try:
+            data = loads(event.data)
+        except ValueError:
+            return
+        if _error_envelope(data) is not None:
+            raise self._error_from_envelope(data, model)
 
     def _candidate(self, data: Mapping[str, Any], model: str) -> Mapping[str, Any] | None:
         """The first candidate (index 0); ContentFilteredError when the prompt was blocked."""
@@ -540,13 +556,12 @@ class GeminiProvider(ChatProvider):
         """The error an ``{"error": ...}`` object maps to, as if it came with its HTTP status."""
         envelope = _error_envelope(data) or {}
         code = envelope.get("code")
-        status = code if isinstance(code, int) and code >= 400 else None
+        status = code if isinstance(code, int) and 400 <= code <= 599 else None
         if status is None:
             status = _GRPC_HTTP.get(str(envelope.get("status")), 500)
-        return error_for_status(
+        return error_for_payload(
             status,
-            {},
-            json.dumps({"error": envelope}).encode(),
+            {"error": envelope},
             provider=self.provider_name or None,
             model=model,
             parse=parse_gemini_error,

@@ -19,7 +19,8 @@ Decisions worth knowing:
 * A stream must end with ``data: [DONE]``. A connection that breaks mid-stream raises
   ``ProviderConnectionError`` (from the seam); a stream that ends cleanly without
   ``[DONE]`` also raises ``ProviderConnectionError`` (a proxy or server cut it short; the
-  request may succeed if sent again).
+  request may succeed if sent again). ``data: [DONE]`` that the end of the stream cuts off
+  before its blank line still ends it normally, as in the official SDK.
 * ``error`` objects inside a 200 reply or a stream chunk are mapped as the HTTP status
   they stand for (``server_error`` as 5xx, ``rate_limit_exceeded`` as 429, others as 400),
   with ``status_code`` None since the HTTP status itself was 200.
@@ -27,13 +28,13 @@ Decisions worth knowing:
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 from urllib.parse import urlencode
 
+from ..config import HTTPConfig
 from ..errors import (
     ConfigError,
     ContentFilteredError,
@@ -44,7 +45,7 @@ from ..errors import (
     RateLimitError,
     RuntimeClosedError,
 )
-from ..http import ErrorInfo, HTTPClient, default_error_parser, error_for_status
+from ..http import ErrorInfo, HTTPClient, default_error_parser, error_for_payload
 from ..redact import scrub
 from ..types import (
     ChatRequest,
@@ -64,7 +65,6 @@ __all__ = [
     "StreamState",
     "build_body",
     "error_from_payload",
-    "load_chunk",
     "map_finish_reason",
     "openai_error_parser",
     "parse_completion",
@@ -233,10 +233,9 @@ def error_from_payload(
         status = 400
     if info is None:
         envelope = {"error": {"message": f"{where} reported an error without a message"}}
-    err = error_for_status(
+    err = error_for_payload(
         status,
-        {},
-        json.dumps(envelope).encode(),
+        envelope,
         provider=provider,
         model=model,
         parse=openai_error_parser,
@@ -409,17 +408,6 @@ class StreamState:
         return StreamEnd(self.finish_reason or "unknown", self.usage, self.reported_model)
 
 
-def load_chunk(data: str, *, provider: str | None, model: str) -> Any:
-    """Parse one SSE data line as JSON; MalformedResponseError when it is not."""
-    try:
-        return json.loads(data)
-    except ValueError as exc:
-        snippet = data if len(data) <= 200 else data[:200] + "..."
-        raise MalformedResponseError(
-            f"a stream event is not JSON: {snippet!r}", provider=provider, model=model
-        ) from exc
-
-
 # --------------------------------------------------------------------------- provider
 
 
@@ -521,6 +509,11 @@ class OpenAIProvider(ChatProvider):
             "json": body,
         }
 
+    def configure_http(self, config: HTTPConfig) -> None:
+        """Bounds on replies and cookie handling, for this provider's HTTP client."""
+        if isinstance(self._client, HTTPClient):
+            self._client.configure(config)
+
     def _http(self) -> HTTPClient:
         client = self._client
         if not isinstance(client, HTTPClient) or client.closed:
@@ -572,9 +565,7 @@ class OpenAIProvider(ChatProvider):
                         # open after [DONE] must not turn a complete answer into a timeout.
                         done = True
                         break
-                    text = state.feed(
-                        load_chunk(event.data, provider=client.provider, model=request.model)
-                    )
+                    text = state.feed(client.parse_event(event, model=request.model))
                     if text:
                         yield TextDelta(text)
             if not done:

@@ -5,7 +5,10 @@ retries are off (the runtime owns retries) and it sends through the runtime's HT
 an ``HTTPClient`` is created and its underlying client handed to ``openai.AsyncOpenAI``.
 The request body and the reading of replies, chunks and usage are the wire provider's
 (``runtime.providers.openai_provider``), so both providers send and parse the same JSON.
-Every SDK exception becomes ours in one place, ``_sdk_errors``.
+Every SDK exception becomes ours in one place, ``_sdk_errors``. The seam's transport sits
+under the shared pool, so the SDK's replies are bounded and decoded by the runtime
+(``settings.http`` / ``http:``), redirects refused and cookies off, as for the wire provider;
+the SDK parses event streams itself, so only the stream's total size bound applies there.
 
 Known difference from the wire provider: the SDK swallows ``data: [DONE]``, so a stream
 that ends without it is only detected when no ``finish_reason`` arrived
@@ -18,9 +21,12 @@ from __future__ import annotations
 import inspect
 import json
 from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import httpx2
+
+from ..config import HTTPConfig
 from ..errors import (
     ContentFilteredError,
     LLMRuntimeError,
@@ -31,7 +37,8 @@ from ..errors import (
     ProviderTimeoutError,
     RuntimeClosedError,
 )
-from ..http import HTTPClient, error_for_status
+from ..http import HTTPClient, error_for_payload, error_for_status
+from ..redact import redact, scrub, snippet
 from ..types import ChatRequest, ProviderResponse, StreamEvent, TextDelta
 from .base import ChatProvider, reject_unknown_options
 from .openai_provider import (
@@ -142,6 +149,10 @@ class OpenAISDKProvider(ChatProvider):
         self._client = None
         await self._http.aclose()
 
+    def configure_http(self, config: HTTPConfig) -> None:
+        """Bounds on replies and cookie handling: the SDK sends through this pool too."""
+        self._http.configure(config)
+
     def _sdk_client(self) -> openai.AsyncOpenAI:
         client = self._client
         if client is None or self._http.closed:
@@ -180,19 +191,21 @@ class OpenAISDKProvider(ChatProvider):
         with quota_not_retryable():  # outermost: it sees the errors mapped below
             try:
                 yield
-            except LLMRuntimeError:
+            except LLMRuntimeError as exc:  # ours, raised under the SDK by the seam's transport
+                if isinstance(exc, ProviderError):
+                    exc.provider = exc.provider or provider
+                    exc.model = exc.model or model
                 raise
             except sdk.APIStatusError as exc:
-                raise self._status_error(exc, model) from exc
-            except sdk.APITimeoutError as exc:
+                raise self._status_error(exc, model) from _scrubbed(exc, secrets)
+            except (sdk.APITimeoutError, sdk.APIConnectionError) as exc:
+                cause = exc.__cause__
+                if isinstance(cause, httpx2.HTTPError):
+                    raise self._http.transport_error(cause, model, _PATH) from exc
+                kind = ProviderTimeoutError if isinstance(exc, sdk.APITimeoutError) else None
+                what = f"POST {_PATH} timed out" if kind else f"POST {_PATH} failed"
                 raise scrub_error(
-                    ProviderTimeoutError(_describe(exc, f"POST {_PATH} timed out"), **common),
-                    secrets,
-                ) from exc
-            except sdk.APIConnectionError as exc:
-                raise scrub_error(
-                    ProviderConnectionError(_describe(exc, f"POST {_PATH} failed"), **common),
-                    secrets,
+                    (kind or ProviderConnectionError)(_describe(exc, what), **common), secrets
                 ) from exc
             except sdk.APIResponseValidationError as exc:
                 raise MalformedResponseError(
@@ -205,41 +218,50 @@ class OpenAISDKProvider(ChatProvider):
                     model=model,
                     secrets=secrets,
                     where="the stream",
-                ) from exc
+                ) from _scrubbed(exc, secrets)
             except sdk.ContentFilterFinishReasonError as exc:
                 raise ContentFilteredError(str(exc), **common) from exc
             except sdk.OpenAIError as exc:
                 raise scrub_error(
                     ProviderError(f"the openai SDK failed: {type(exc).__name__}: {exc}", **common),
                     secrets,
-                ) from exc
-            except ValueError as exc:  # the SDK's json.loads of a reply or an SSE data line
+                ) from _scrubbed(exc, secrets)
+            except RecursionError:  # the SDK's json.loads of JSON nested too deeply
                 raise MalformedResponseError(
-                    f"the reply is not valid JSON: {type(exc).__name__}: {exc}", **common
-                ) from exc
+                    "the reply is JSON nested too deeply to parse (a hostile or broken reply)",
+                    **common,
+                ) from None
+            except ValueError as exc:  # the SDK's json.loads of a reply or an SSE data line
+                if isinstance(exc, json.JSONDecodeError):
+                    exc.doc = ""  # the whole body, key included, kept by the parser's error
+                raise scrub_error(
+                    MalformedResponseError(
+                        f"the reply is not valid JSON: {type(exc).__name__}: {exc}", **common
+                    ),
+                    secrets,
+                ) from _scrubbed(exc, secrets)
 
     def _status_error(self, exc: Any, model: str) -> ProviderError:
         """Our error for an ``APIStatusError``, read from the HTTP reply as the seam does."""
+        common: dict[str, Any] = {
+            "provider": self.provider_name or None,
+            "model": model,
+            "parse": openai_error_parser,
+            "secrets": (self.api_key,),
+        }
         try:
             body: bytes = exc.response.content
         except Exception:  # the SDK did not read the body (httpx's ResponseNotRead)
-            body = json.dumps({"error": exc.body}).encode()
-        return error_for_status(
-            exc.status_code,
-            exc.response.headers,
-            body,
-            provider=self.provider_name or None,
-            model=model,
-            parse=openai_error_parser,
-            secrets=(self.api_key,),
-        )
+            return error_for_payload(
+                exc.status_code, {"error": exc.body}, headers=exc.response.headers, **common
+            )
+        return error_for_status(exc.status_code, exc.response.headers, body, **common)
 
     def _as_dict(self, obj: Any, model: str) -> Any:
         to_dict = getattr(obj, "to_dict", None)
         if to_dict is None:  # the SDK hands back text when the reply is not JSON
-            snippet = str(obj)[:200]
             raise MalformedResponseError(
-                f"the reply is not JSON: {snippet!r}",
+                f"the reply is not JSON: {snippet(str(obj), (self.api_key,))!r}",
                 provider=self.provider_name or None,
                 model=model,
             )
@@ -284,6 +306,21 @@ class OpenAISDKProvider(ChatProvider):
                 )
             end = state.end()
         yield end
+
+
+def _scrubbed(exc: Exception, secrets: tuple[str | None, ...]) -> Exception:
+    """The SDK's exception, kept as the cause, with the key taken out of its text and body.
+
+    Its message quotes the reply body, which may echo the key; every traceback of ours
+    prints it as the cause.
+    """
+    exc.args = tuple(scrub(a, secrets) if isinstance(a, str) else a for a in exc.args)
+    for name in ("message", "body"):
+        value = getattr(exc, name, None)
+        if value is not None:
+            with suppress(AttributeError, RecursionError):
+                setattr(exc, name, redact(value, secrets=[s for s in secrets if s]))
+    return exc
 
 
 def _describe(exc: BaseException, what: str) -> str:

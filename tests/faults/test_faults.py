@@ -53,6 +53,11 @@ def ok(text: str = "fine") -> Reply:
     return Reply(body=completion(text))
 
 
+def where(srv: FaultServer) -> str:
+    """The server's host:port, as errors name it."""
+    return srv.url.removeprefix("http://")
+
+
 def models_sent(srv: FaultServer) -> list[str]:
     return [r.json["model"] for r in srv.requests]
 
@@ -341,7 +346,9 @@ async def test_connection_reset_until_max_attempts(
     server.queue(Reply(reset=True), Reply(reset=True))
     with pytest.raises(errors.ProviderConnectionError) as info:
         await rt.completion("hi", "m")
-    assert str(info.value) == "[provider 'p', model 'm'] POST /chat/completions failed: ReadError"
+    assert str(info.value) == (
+        f"[provider 'p', model 'm'] POST /chat/completions to {where(server)} failed (ReadError)"
+    )
     assert len(server.requests) == 2
     assert clock.sleeps == [0.5]
 
@@ -358,7 +365,9 @@ async def test_read_stall_times_out_is_retried_and_leaves_no_half_used_connectio
     server.queue(Reply(stall=3, body=completion("late")), Reply(stall=3, body=completion("late")))
     with pytest.raises(errors.ProviderTimeoutError) as info:
         await rt.completion("hi", "m")
-    assert str(info.value) == "[provider 'p', model 'm'] POST /chat/completions failed: ReadTimeout"
+    assert str(info.value) == (
+        f"[provider 'p', model 'm'] POST /chat/completions to {where(server)} failed (ReadTimeout)"
+    )
     assert len(server.requests) == 2
     assert clock.sleeps == [0.5]
     # The client hung up on both stalled connections instead of pooling them half-read...
@@ -414,7 +423,8 @@ async def test_connect_timeout_is_retried(make_runtime: MakeRuntime) -> None:
         with pytest.raises(errors.ProviderTimeoutError) as info:
             await rt.completion("hi", "m")
     assert str(info.value) == (
-        "[provider 'p', model 'm'] POST /chat/completions failed: ConnectTimeout"
+        "[provider 'p', model 'm'] POST /chat/completions: "
+        f"cannot connect to 127.0.0.1:{address[1]} (ConnectTimeout)"
     )
     assert clock.sleeps == [0.5]  # two attempts
 
@@ -483,7 +493,8 @@ async def test_stream_cut_after_text_is_raised_not_retried(
     with pytest.raises(errors.ProviderConnectionError) as info:
         await collect(rt.stream(model="m", prompt="hi"), seen)
     assert str(info.value) == (
-        "[provider 'p', model 'm'] POST /chat/completions: the stream broke: ReadError"
+        "[provider 'p', model 'm'] POST /chat/completions: "
+        f"the stream from {where(server)} broke (ReadError)"
     )
     assert seen == ["Hel"]
     assert len(server.requests) == 1
@@ -515,9 +526,8 @@ async def test_slow_first_token_times_out_and_is_retried(
     else:
         with pytest.raises(errors.ProviderTimeoutError) as info:
             await collect(rt.stream(model="m", prompt="hi"), seen)
-        assert (
-            str(info.value)
-            == "[provider 'p', model 'm'] stream: no first token within 0.2s (timeouts.first_token)"
+        assert str(info.value) == (
+            "[provider 'p', model 'm'] stream: no first token within 0.2s (timeouts.first_token)"
         )
         assert seen == []
     assert len(server.requests) == 2
@@ -535,9 +545,8 @@ async def test_idle_gap_after_text_is_raised_not_retried(
     seen: list[str] = []
     with pytest.raises(errors.ProviderTimeoutError) as info:
         await collect(rt.stream(model="m", prompt="hi"), seen)
-    assert (
-        str(info.value)
-        == "[provider 'p', model 'm'] stream: no next chunk within 0.2s (timeouts.idle)"
+    assert str(info.value) == (
+        "[provider 'p', model 'm'] stream: no next chunk within 0.2s (timeouts.idle)"
     )
     assert seen == ["Hel"]
     assert len(server.requests) == 1

@@ -265,6 +265,7 @@ def every_error() -> list[errors.LLMRuntimeError]:
                 errors.ProviderTimeoutError,
                 errors.ProviderConnectionError,
                 errors.MalformedResponseError,
+                errors.ResponseTooLargeError,
             )
         ),
     ]

@@ -228,7 +228,8 @@ async def test_timeout_per_call_is_a_total_limit_not_a_body_field() -> None:
     with pytest.raises(errors.ProviderTimeoutError) as info:
         await rt.generate(model="m", prompt="x", timeout=0.05)
     assert str(info.value) == (
-        "[provider 's', model 'm'] no reply within the total time limit of 0.05s"
+        "[provider 's', model 'm'] no reply within the total time limit of 0.05s "
+        "(timeout= of this call)"
     )
     assert (await rt.generate(model="m", prompt="x", timeout=5)).text == "quick"
     assert all("timeout" not in call.params for call in provider.calls)

@@ -701,7 +701,8 @@ async def test_connection_reset(
     with pytest.raises(ProviderConnectionError) as info:
         await call(provider, req(), stream=stream)
     assert type(info.value) is ProviderConnectionError
-    assert "POST /v1/messages failed" in str(info.value)
+    host_port = server.url.removeprefix("http://")
+    assert f"POST /v1/messages to {host_port} failed" in str(info.value)
     assert_no_canary(info.value)
 
 
