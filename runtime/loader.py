@@ -1,10 +1,16 @@
-"""YAML text -> positions -> JSON Schema check -> config objects; every error has file:line:column.
+"""YAML text -> positions -> schema check -> config objects; every error has file:line:column.
 
 ``load_catalog`` reads providers.yaml and models.yaml (found by argument, environment
 variable, current directory or the bundled copy, in that order), checks them against the
-JSON Schemas generated from ``runtime.config``, builds the pydantic objects and checks the
-references between them. Every problem of both files is collected and raised at once as one
-``ConfigError``; nothing is returned half-loaded.
+schemas of ``runtime.config``, builds the pydantic objects and checks the references between
+them. Every problem of both files is collected and raised at once as one ``ConfigError``;
+nothing is returned half-loaded.
+
+The check is done twice over only when it fails. A file is first validated by the pydantic
+models themselves, strictly (no coercion, keys by their YAML names): when that passes, the
+JSON Schemas generated from the same models pass too, and the objects are the ones built.
+When it fails, jsonschema (imported only then) explains the file against the JSON Schemas,
+exactly as a config author's editor does, and pydantic adds what a schema cannot say.
 """
 
 from __future__ import annotations
@@ -12,13 +18,12 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError as SchemaError
 from pydantic import BaseModel, ValidationError
 
 from . import resources
@@ -39,7 +44,11 @@ from .providers import registry
 from .request import RESERVED
 from .suggest import did_you_mean
 from .templates import template_problem
-from .yamlpos import Path, PositionMap, YAMLReadError, format_path, load_yaml_file
+from .yamlpos import Limits, Path, PositionMap, YAMLReadError, format_path, load_yaml_file
+
+if TYPE_CHECKING:  # jsonschema is imported when a file needs explaining, not before
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import ValidationError as SchemaError
 
 __all__ = [
     "ENV_VARS",
@@ -103,7 +112,51 @@ def write_schemas(directory: str | os.PathLike[str]) -> list[pathlib.Path]:
 
 @cache
 def _validator(kind: Kind) -> Draft202012Validator:
+    from jsonschema import Draft202012Validator
+
     return Draft202012Validator(file_schema(kind))
+
+
+_ENTRY_MODELS: dict[Kind, tuple[type[BaseModel], str]] = {
+    "providers": (ProviderConfig, "name"),
+    "models": (ModelConfig, "id"),
+}
+_TOP_KEYS: dict[Kind, frozenset[str]] = {
+    "providers": frozenset({"extends", "providers", "settings"}),
+    "models": frozenset({"extends", "models"}),
+}
+_ENTRY_NAME = re.compile(_NAME)  # searched, as jsonschema does with a "pattern"
+
+
+def _strict(cls: type[BaseModel], data: Any) -> Any:
+    return cls.model_validate(data, strict=True, by_alias=True, by_name=False)
+
+
+def _prevalidated(kind: Kind, data: dict[str, Any]) -> dict[str, BaseModel] | None:
+    """The file's entries, built, when it passes the strict check; None when anything is off.
+
+    Strict pydantic refuses whatever the JSON Schema refuses (no coercion, no field names
+    for aliases, the same patterns, bounds, enums and unknown keys) and a little more (a
+    float for an integer, which the schema allows): so None says "explain", never "wrong".
+    tests/unit/test_loader.py proves the two agree over the corpus and random entries.
+    """
+    if not data.keys() <= _TOP_KEYS[kind] or data.get("extends", "bundled") != "bundled":
+        return None
+    entries = data.get(kind)
+    if type(entries) is not dict:
+        return None
+    cls, key_field = _ENTRY_MODELS[kind]
+    built: dict[str, BaseModel] = {}
+    try:
+        if "settings" in data:
+            _strict(RuntimeSettings, data["settings"])
+        for name, entry in entries.items():
+            if type(entry) is not dict or key_field in entry or not _ENTRY_NAME.search(name):
+                return None
+            built[name] = _strict(cls, {**entry, key_field: name})
+    except ValidationError:
+        return None
+    return built
 
 
 # --------------------------------------------------------------------------- messages
@@ -233,6 +286,7 @@ class _Source:
     problems: list[ConfigProblem] = field(default_factory=list)
     bad: set[str] = field(default_factory=set)  # names of entries with problems
     bad_settings: bool = False
+    prebuilt: dict[str, BaseModel] | None = None  # the entries, when the strict check passed
 
     def problem(self, path: Path, message: str, *, at_key: bool = False) -> None:
         line, column = self.positions.key(path) if at_key else self.positions.value(path)
@@ -248,11 +302,11 @@ class _Source:
         return section if isinstance(section, dict) else None
 
 
-def _read(path: str | os.PathLike[str], kind: Kind) -> _Source:
+def _read(path: str | os.PathLike[str], kind: Kind, limits: Limits) -> _Source:
     """Read and schema-check one file; problems are kept on the returned source."""
     source = _Source(str(path), kind)
     try:
-        data, source.positions = load_yaml_file(path)
+        data, source.positions = load_yaml_file(path, limits)
     except YAMLReadError as exc:
         for p in exc.problems:
             source.problems.append(
@@ -268,9 +322,11 @@ def _read(path: str | os.PathLike[str], kind: Kind) -> _Source:
         )
         return source
     source.data = data
-    for error in _validator(kind).iter_errors(data):
-        for error_path, message, at_key in _explain(error):
-            source.problem(error_path, message, at_key=at_key)
+    source.prebuilt = _prevalidated(kind, data)
+    if source.prebuilt is None:
+        for error in _validator(kind).iter_errors(data):
+            for error_path, message, at_key in _explain(error):
+                source.problem(error_path, message, at_key=at_key)
     return source
 
 
@@ -281,9 +337,9 @@ def _same_file(a: str | os.PathLike[str], b: pathlib.Path) -> bool:
         return False
 
 
-def _read_chain(path: str | os.PathLike[str], kind: Kind) -> list[_Source]:
+def _read_chain(path: str | os.PathLike[str], kind: Kind, limits: Limits) -> list[_Source]:
     """The file at ``path``, preceded by the bundled file when it says ``extends: bundled``."""
-    source = _read(path, kind)
+    source = _read(path, kind, limits)
     if source.data is None or "extends" not in source.data:
         return [source]
     extends = source.data.pop("extends")
@@ -293,7 +349,7 @@ def _read_chain(path: str | os.PathLike[str], kind: Kind) -> list[_Source]:
     if _same_file(path, bundled):
         source.problem(("extends",), "the bundled file cannot extend itself", at_key=True)
         return [source]
-    base = _read(bundled, kind)
+    base = _read(bundled, kind, limits)
     if base.data is not None and base.data.pop("extends", None) is not None:
         base.problem(("extends",), "the bundled file cannot extend itself", at_key=True)
     return [base, source]
@@ -332,6 +388,9 @@ def _pydantic_problems(source: _Source, base: Path, exc: ValidationError) -> Non
 def _build(section: _Section, kind: Kind, cls: type[BaseModel], key_field: str) -> None:
     for name, (entry, source) in section.raw.items():
         if name in source.bad or not isinstance(entry, dict):
+            continue
+        if source.prebuilt is not None:
+            section.built[name] = (source.prebuilt[name], source)
             continue
         try:
             section.built[name] = (cls.model_validate({**entry, key_field: name}), source)
@@ -566,6 +625,7 @@ def load_catalog(
     strict: bool = False,
     environ: Mapping[str, str] | None = None,
     key_models: Iterable[str] | None = None,
+    limits: Limits | None = None,
 ) -> Catalog:
     """Load, check and build the catalog; raise ConfigError listing every problem at once.
 
@@ -573,10 +633,18 @@ def load_catalog(
     that the API key variables are set in ``environ`` (default ``os.environ``, which also
     serves discovery) for the models of ``key_models`` (and their fallbacks), by default
     for the models your own files define (not the bundled ones).
+
+    ``limits`` bounds each file (bytes, values read; see ``runtime.yamlpos``); by default
+    the built-in bounds, or ``$LLM_RUNTIME_MAX_YAML_BYTES`` / ``$LLM_RUNTIME_MAX_YAML_NODES``.
     """
     env = os.environ if environ is None else environ
-    provider_chain = _read_chain(resolve_path("providers", providers, env), "providers")
-    model_chain = _read_chain(resolve_path("models", models, env), "models")
+    if limits is None:
+        try:
+            limits = Limits.from_environ(env)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+    provider_chain = _read_chain(resolve_path("providers", providers, env), "providers", limits)
+    model_chain = _read_chain(resolve_path("models", models, env), "models", limits)
     provider_section = _merge(provider_chain, "providers")
     model_section = _merge(model_chain, "models")
     _build(provider_section, "providers", ProviderConfig, "name")

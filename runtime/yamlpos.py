@@ -2,26 +2,73 @@
 
 Only the safe subset of YAML is read: mappings with string keys, lists, and scalars tagged
 null, bool, int, float or str (timestamps are kept as their text). Any other tag is refused,
-a duplicate key is an error (not a silent overwrite), and the work is bounded: the file size,
-the nesting depth and the number of values built (every use of an alias counts, so an
-alias bomb stops early) all have a ceiling. Merge keys (``<<: *defaults``) are supported.
+a duplicate key is an error (not a silent overwrite; every one is reported), and merge keys
+(``<<: *defaults``) are supported.
+
+The work is bounded, and the bounds fit a catalog of tens of thousands of models:
+
+- ``MAX_FILE_BYTES`` (32 MiB): a larger file is refused unread;
+- ``MAX_NODES`` (4,000,000): the values read, keys included; an alias counts the values it
+  stands for each time it is used, so an alias bomb stops as soon as its sum crosses the
+  bound, and nothing is ever expanded: an alias gives the same object as its anchor (as
+  ``yaml.safe_load`` does), and the bound keeps what walks the result later (pydantic, a
+  JSON encoder) bounded too. A 10,000-model catalog holds about 250,000 values;
+- ``MAX_DEPTH`` (64): nesting deeper than this is refused where it starts, a million ``[``
+  included (nothing here recurses per level);
+- ``MAX_INT_BITS`` (256): a longer integer is a problem, not a slow conversion.
+
+The first two can be raised per call (``parse_yaml(raw, Limits(max_bytes=...))``,
+``load_catalog(..., limits=...)``) or by the environment variables
+``LLM_RUNTIME_MAX_YAML_BYTES`` and ``LLM_RUNTIME_MAX_YAML_NODES`` (``Limits.from_environ``).
+
+libyaml (PyYAML's C extension) parses when it is installed, else PyYAML's pure-Python parser
+does; both hand their events to one builder (``runtime.yamltree``), so values, positions and
+problems are the same. Where the two parsers disagree, PyYAML's word is taken, so that a
+file valid on one machine is valid on every other: when libyaml reports a syntax error
+(for PyYAML's wording), and when the text has a tab between tokens (libyaml reads it as a
+space, as the YAML spec says; PyYAML refuses it). Either way the pure-Python parser reads
+the text again only up to the point in question, and only within the first MiB (the old
+size cap: every file the loader ever read keeps its messages); past it, libyaml's answer
+stands, as re-reading megabytes in pure Python would take minutes.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+import re
+from bisect import bisect_right
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import yaml
-from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.events import ScalarEvent, StreamEndEvent
+from yaml.reader import Reader
+
+from .yamltree import (
+    MAX_DEPTH,
+    MAX_INT_BITS,
+    Events,
+    Path,
+    PositionMap,
+    Refused,
+    YAMLProblem,
+    YAMLReadError,
+    build,
+    format_path,
+    too_deep,
+    unpack,
+)
 
 __all__ = [
+    "ENV_MAX_BYTES",
+    "ENV_MAX_NODES",
+    "LIBYAML",
     "MAX_DEPTH",
     "MAX_FILE_BYTES",
     "MAX_INT_BITS",
     "MAX_NODES",
+    "Limits",
     "Path",
     "PositionMap",
     "YAMLProblem",
@@ -31,284 +78,102 @@ __all__ = [
     "parse_yaml",
 ]
 
-MAX_FILE_BYTES = 1024 * 1024
-MAX_DEPTH = 64
-MAX_NODES = 100_000
-MAX_INT_BITS = 256
+MAX_FILE_BYTES = 32 * 1024 * 1024
+MAX_NODES = 4_000_000
 
-Path = tuple[str | int, ...]
+#: Environment variables that raise (or lower) the two bounds that grow with a catalog.
+ENV_MAX_BYTES = "LLM_RUNTIME_MAX_YAML_BYTES"
+ENV_MAX_NODES = "LLM_RUNTIME_MAX_YAML_NODES"
 
-_YAML = "tag:yaml.org,2002:"
-_MERGE = _YAML + "merge"
-# Timestamps stay text: a date has no JSON form, and the YAML 1.1 rule that turns an
-# unquoted 2024-01-01 into a date surprises people more than it helps them.
-_TEXT_TAGS = frozenset(_YAML + t for t in ("str", "timestamp", "value", "merge"))
-_KEY_KINDS = {
-    _YAML + "int": "a number",
-    _YAML + "float": "a number",
-    _YAML + "bool": "a boolean",
-    _YAML + "null": "null",
-}
+#: Whether libyaml parses (False when PyYAML was built without it; tests set it to compare).
+LIBYAML: bool = bool(getattr(yaml, "__with_libyaml__", False))
+
+# Where libyaml and PyYAML may disagree this far into the text, PyYAML reads it again.
+_RECHECK_CHARS = 1024 * 1024
+# In a longer text, the pure-Python re-read stops this far past that point (PyYAML refuses
+# before it, or libyaml's reading stands).
+_RECHECK_MARGIN = 64 * 1024
 
 
 @dataclass(frozen=True)
-class YAMLProblem:
-    """One problem found while reading a YAML file (1-based line and column)."""
+class Limits:
+    """The bounds on one YAML file that grow with the catalog: bytes, and values read."""
 
-    line: int
-    column: int
-    path: Path
-    message: str
+    max_bytes: int = MAX_FILE_BYTES
+    max_nodes: int = MAX_NODES
 
+    def __post_init__(self) -> None:
+        for name in ("max_bytes", "max_nodes"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"Limits.{name} must be a positive integer, got {value!r}")
 
-class YAMLReadError(Exception):
-    """The file could not be read as safe YAML; ``problems`` says where and why."""
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> Limits:
+        """The defaults, overridden by ``LLM_RUNTIME_MAX_YAML_BYTES`` / ``..._NODES``.
 
-    def __init__(self, problems: list[YAMLProblem]) -> None:
-        self.problems = problems
-        super().__init__("\n".join(f"{p.line}:{p.column}: {p.message}" for p in problems))
-
-
-@dataclass
-class PositionMap:
-    """Where each value (and each mapping key) of a document stands in its file."""
-
-    values: dict[Path, tuple[int, int]] = field(default_factory=dict)
-    keys: dict[Path, tuple[int, int]] = field(default_factory=dict)
-
-    def value(self, path: Path) -> tuple[int, int]:
-        """Position of the value at ``path``, or of its nearest known ancestor."""
-        for prefix in _prefixes(path):
-            if prefix in self.values:
-                return self.values[prefix]
-        return (1, 1)
-
-    def key(self, path: Path) -> tuple[int, int]:
-        """Position of the mapping key whose value is at ``path`` (else of the value)."""
-        return self.keys.get(path) or self.value(path)
-
-
-def _prefixes(path: Path) -> Iterator[Path]:
-    for end in range(len(path), -1, -1):
-        yield path[:end]
+        Raises ValueError naming the variable when one is set to anything but a positive
+        whole number.
+        """
+        values: dict[str, int] = {}
+        for name, variable in (("max_bytes", ENV_MAX_BYTES), ("max_nodes", ENV_MAX_NODES)):
+            text = environ.get(variable)
+            if text is None or not text.strip():
+                continue
+            try:
+                number = int(text)
+            except ValueError:
+                number = 0
+            if number < 1:
+                raise ValueError(
+                    f"environment variable {variable} must be a positive whole number "
+                    f"(e.g. {getattr(cls, name):_}), got {text.strip()[:40]!r}: fix or unset it"
+                )
+            values[name] = number
+        return cls(**values)
 
 
-def format_path(path: Path) -> str:
-    """``("models", "gpt-4o", "fallbacks", 1)`` -> ``models.gpt-4o.fallbacks[1]``."""
-    out = ""
-    for part in path:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else part
-    return out
+class _GiveUp(Exception):
+    """The pure-Python re-read went past libyaml's error without failing: use libyaml's."""
 
 
-class _Refused(Exception):
-    """A bound was crossed or the structure is unsafe: stop reading at ``mark``."""
-
-    def __init__(self, mark: yaml.Mark | None, message: str, path: Path = ()) -> None:
-        super().__init__(message)
-        self.mark = mark
-        self.message = message
-        self.path = path
-
-
-class _BoundedLoader(yaml.SafeLoader):
-    """SafeLoader whose composer refuses deep nesting and huge node counts as it goes.
-
-    PyYAML's composer recurses once per nesting level, so without this check a file of
-    a million ``[`` would end in RecursionError rather than a clear message.
-    """
-
-    def __init__(self, stream: str) -> None:
-        super().__init__(stream)
-        self._depth = 0
-        self._composed = 0
-
-    def _mark(self) -> yaml.Mark | None:
-        event = self.peek_event()  # type: ignore[no-untyped-call]
-        return getattr(event, "start_mark", None)
-
-    def compose_node(self, parent: Node | None, index: Any) -> Node | None:
-        self._composed += 1
-        if self._composed > MAX_NODES:
-            raise _Refused(self._mark(), _too_many())
-        opens = self.check_event(yaml.SequenceStartEvent, yaml.MappingStartEvent)
-        if opens:
-            self._depth += 1
-            if self._depth > MAX_DEPTH:
-                raise _Refused(self._mark(), _too_deep())
-        try:
-            return super().compose_node(parent, index)
-        finally:
-            if opens:
-                self._depth -= 1
-
-
-def _too_many() -> str:
+def _too_many(limit: int) -> str:
     return (
-        f"more than {MAX_NODES:,} values (an alias counts each time it is used): "
-        "refusing to read further"
+        f"more than {limit:,} values (an alias counts each time it is used): refusing to "
+        f"read further (if the file is meant to be this large, raise {ENV_MAX_NODES})"
     )
 
 
-def _too_deep() -> str:
-    return f"nesting deeper than {MAX_DEPTH} levels: refusing to read further"
-
-
-def _pos(mark: yaml.Mark | None) -> tuple[int, int]:
-    return (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
-
-
-def _show_tag(tag: str) -> str:
-    return "!!" + tag[len(_YAML) :] if tag.startswith(_YAML) else tag
-
-
-def _short(text: str, limit: int = 40) -> str:
-    return repr(text if len(text) <= limit else text[: limit - 3] + "...")
-
-
-class _Builder:
-    """Turns a composed node tree into plain values, recording positions and problems."""
-
-    def __init__(self, loader: _BoundedLoader) -> None:
-        self.loader = loader
-        self.positions = PositionMap()
-        self.problems: list[YAMLProblem] = []
-        self.count = 0
-        self.open: set[int] = set()
-
-    def problem(self, mark: yaml.Mark | None, path: Path, message: str) -> None:
-        line, column = _pos(mark)
-        self.problems.append(YAMLProblem(line, column, path, message))
-
-    def tick(self, node: Node, path: Path) -> None:
-        self.count += 1
-        if self.count > MAX_NODES:
-            raise _Refused(node.start_mark, _too_many(), path)
-
-    def build(self, node: Node, path: Path, depth: int) -> Any:
-        self.tick(node, path)
-        self.positions.values[path] = _pos(node.start_mark)
-        if isinstance(node, ScalarNode):
-            return self.scalar(node, path)
-        if depth >= MAX_DEPTH:
-            raise _Refused(node.start_mark, _too_deep(), path)
-        if id(node) in self.open:
-            raise _Refused(node.start_mark, "recursive alias: this value contains itself", path)
-        self.open.add(id(node))
-        try:
-            if isinstance(node, SequenceNode) and node.tag == _YAML + "seq":
-                return [
-                    self.build(item, (*path, i), depth + 1) for i, item in enumerate(node.value)
-                ]
-            if isinstance(node, MappingNode) and node.tag == _YAML + "map":
-                return self.mapping(node, path, depth)
-            self.problem(node.start_mark, path, f"unsupported YAML tag {_show_tag(node.tag)!r}")
-            return None
-        finally:
-            self.open.discard(id(node))
-
-    def scalar(self, node: ScalarNode, path: Path) -> Any:
-        tag = node.tag
-        if tag in _TEXT_TAGS:
-            return node.value
-        construct = {
-            _YAML + "null": self.loader.construct_yaml_null,
-            _YAML + "bool": self.loader.construct_yaml_bool,
-            _YAML + "int": self.loader.construct_yaml_int,
-            _YAML + "float": self.loader.construct_yaml_float,
-        }.get(tag)
-        if construct is None:
-            self.problem(node.start_mark, path, f"unsupported YAML tag {_show_tag(tag)!r}")
-            return None
-        try:
-            value = construct(node)
-        except (ArithmeticError, LookupError, TypeError, ValueError):
-            # An explicit tag on text that does not fit (`!!int abc`), or an integer
-            # longer than Python converts (sys.get_int_max_str_digits).
-            self.problem(
-                node.start_mark, path, f"cannot read {_short(node.value)} as {_show_tag(tag)}"
-            )
-            return None
-        if isinstance(value, int) and value.bit_length() > MAX_INT_BITS:
-            # Python refuses to print an integer this long (sys.get_int_max_str_digits),
-            # and no setting needs one.
-            self.problem(node.start_mark, path, f"integer too large (over {MAX_INT_BITS} bits)")
-            return None
-        return value
-
-    def key(self, node: Node, path: Path) -> str | None:
-        self.tick(node, path)
-        if isinstance(node, ScalarNode) and node.tag == _YAML + "str":
-            return str(node.value)
-        if isinstance(node, ScalarNode):
-            kind = _KEY_KINDS.get(node.tag, _show_tag(node.tag))
-            self.problem(
-                node.start_mark,
-                path,
-                f"mapping key {node.value or '(empty)'} is read as {kind}, not as text: "
-                f'quote it ("{node.value}")',
-            )
-        else:
-            self.problem(node.start_mark, path, "mapping keys must be plain strings")
-        return None
-
-    def mapping(self, node: MappingNode, path: Path, depth: int) -> dict[str, Any]:
-        result: dict[str, Any] = {}
-        first_line: dict[str, int] = {}
-        merges: list[Node] = []
-        explicit: list[tuple[str, Node, Node]] = []
-        for key_node, value_node in node.value:
-            if isinstance(key_node, ScalarNode) and key_node.tag == _MERGE:
-                merges.append(value_node)
-                continue
-            key = self.key(key_node, path)
-            if key is None:
-                continue
-            if key in first_line:
-                self.problem(
-                    key_node.start_mark,
-                    (*path, key),
-                    f"duplicate key {key!r} (first defined at line {first_line[key]})",
-                )
-                continue
-            first_line[key] = key_node.start_mark.line + 1
-            explicit.append((key, key_node, value_node))
-        for merge in merges:
-            sources = merge.value if isinstance(merge, SequenceNode) else [merge]
-            # Earlier sources win over later ones, explicit keys over all of them.
-            for source in reversed(sources):
-                if not isinstance(source, MappingNode):
-                    self.problem(source.start_mark, path, "'<<' merges only mappings")
-                    continue
-                result.update(self.build(source, path, depth))
-        self.positions.values[path] = _pos(node.start_mark)
-        for key, key_node, value_node in explicit:
-            self.positions.keys[(*path, key)] = _pos(key_node.start_mark)
-            result[key] = self.build(value_node, (*path, key), depth + 1)
-        return result
+def _size(limit: int) -> str:
+    mib = 1024 * 1024
+    return f"{limit // mib} MiB" if limit % mib == 0 else f"{limit:,} bytes"
 
 
 def _syntax_problem(exc: yaml.YAMLError, text: str) -> YAMLProblem:
     if isinstance(exc, yaml.reader.ReaderError):
-        line = text.count("\n", 0, exc.position) + 1
-        column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
-        char = exc.character
-        code = f"U+{ord(char) if isinstance(char, str) else char:04X}"
-        return YAMLProblem(line, column, (), f"control character {code} is not allowed in YAML")
+        return _control_character(text, exc.position)
     if isinstance(exc, yaml.MarkedYAMLError):
         mark = exc.problem_mark or exc.context_mark
+        if exc.problem == "exceeded maximum nesting depth":  # libyaml's own bound (1,000)
+            line, column = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+            return YAMLProblem(line, column, (), too_deep())
         message = exc.problem or exc.context or "invalid YAML"
         if exc.problem and exc.context:
             where = ""
             if exc.context_mark is not None:
                 where = f" started at line {exc.context_mark.line + 1}"
             message = f"{exc.problem} ({exc.context}{where})"
-        line, column = _pos(mark)
+        line, column = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
         return YAMLProblem(line, column, (), f"YAML syntax error: {message}")
     return YAMLProblem(1, 1, (), f"YAML syntax error: {exc}")
+
+
+def _control_character(text: str, index: int) -> YAMLProblem:
+    line = text.count("\n", 0, index) + 1
+    column = index - (text.rfind("\n", 0, index) + 1) + 1
+    return YAMLProblem(
+        line, column, (), f"control character U+{ord(text[index]):04X} is not allowed in YAML"
+    )
 
 
 def _decode(raw: bytes) -> str:
@@ -332,41 +197,186 @@ def _decode(raw: bytes) -> str:
     return text.removeprefix("\ufeff")
 
 
-def parse_yaml(raw: bytes) -> tuple[Any, PositionMap]:
+def _python_events(text: str, stop: int | None = None) -> Events:
+    """PyYAML's pure-Python parser; with ``stop``, give up past that character index."""
+    parser = yaml.SafeLoader(text)
+    if stop is None:
+        return parser.get_event
+    get_event: Events = parser.get_event
+
+    def guarded() -> Any:
+        event = get_event()
+        if event.start_mark is not None and event.start_mark.index > stop:
+            raise _GiveUp
+        return event
+
+    return guarded
+
+
+def _read(text: str, limits: Limits, events: Events) -> tuple[Any, PositionMap]:
+    try:
+        return build(events, limits.max_nodes, _too_many(limits.max_nodes))
+    except Refused as exc:
+        line, column = unpack(exc.pos)
+        raise YAMLReadError([YAMLProblem(line, column, exc.path, exc.message)]) from None
+
+
+def _styled_spans(text: str) -> list[tuple[int, int]]:
+    """Where the quoted and block scalars of ``text`` stand (libyaml parses it fine)."""
+    get_event: Events = yaml.CSafeLoader(text).get_event
+    spans: list[tuple[int, int]] = []
+    try:
+        while True:
+            event = get_event()
+            kind = type(event)  # (not narrowing event: its marks are typed Optional)
+            if kind is ScalarEvent and event.style:  # from its quote or |, past any tag
+                end = event.end_mark.index
+                spans.append((text.find(event.style, event.start_mark.index, end), end))
+            elif kind is StreamEndEvent:
+                return spans
+    except yaml.YAMLError:  # past a bound the builder stopped at (libyaml's nesting limit)
+        return spans
+
+
+# YAML's line breaks (PyYAML's and libyaml's): a comment ends at any of them.
+_BREAKS = "\n\r\x85\u2028\u2029"
+# An empty value after ':' in a flow collection (`{a: }`): libyaml places it at the next
+# token, PyYAML right after the colon.
+_EMPTY_FLOW_VALUE = re.compile(r":[ \t\r\n]*[,\]}]")
+# An explicit key (`? key`): an empty value after it is placed differently, too.
+_EXPLICIT_KEY = re.compile(r"(?:^|[ \t\r\n\[{,])\?(?:[ \t\r\n]|$)")
+# A block scalar header running into a comment (`>#`): libyaml takes it, PyYAML does not.
+_HEADER_COMMENT = re.compile(r"[|>][-+0-9]*#")
+
+
+def _pyyaml_reads_otherwise(text: str) -> int | None:
+    """Where PyYAML may read ``text`` otherwise than libyaml did, if anywhere (an index).
+
+    - a tab between tokens: PyYAML's scanner skips only spaces there (its own TODO says
+      so) and refuses the tab, while libyaml takes it as the YAML spec does (tabs inside
+      quoted and block scalars and inside comments are fine for both);
+    - a byte order mark past the start: libyaml skips it at the start of any line, PyYAML
+      keeps it as text;
+    - an empty value in a flow collection or after an explicit key: the two place it
+      differently;
+    - a block scalar header running into a comment (`|#`): libyaml reads it.
+
+    Two more are found by what libyaml gave (in ``parse_yaml``): an empty document (its
+    position) and an unsupported tag (libyaml scans tag characters PyYAML refuses).
+    """
+    patterns = (_EMPTY_FLOW_VALUE, _EXPLICIT_KEY, _HEADER_COMMENT)
+    found = [i for i in (text.find("\ufeff"), *(_search(p, text) for p in patterns)) if i >= 0]
+    if "\t" in text:
+        tab = _tab_between_tokens(text)
+        if tab is not None:
+            found.append(tab)
+    return min(found, default=None)
+
+
+def _search(pattern: re.Pattern[str], text: str) -> int:
+    found = pattern.search(text)
+    return found.start() if found is not None else -1
+
+
+def _tab_between_tokens(text: str) -> int | None:
+    """The first tab outside quoted and block scalars and comments, if any."""
+    spans = _styled_spans(text)
+    starts = [start for start, _ in spans]
+
+    def quoted(index: int) -> bool:
+        i = bisect_right(starts, index) - 1
+        return i >= 0 and index < spans[i][1]
+
+    tab = text.find("\t")
+    while tab != -1:
+        if not quoted(tab):
+            line_start = max(text.rfind(c, 0, tab) for c in _BREAKS) + 1
+            hash_ = text.find("#", line_start, tab)
+            while hash_ != -1 and not (
+                (hash_ == line_start or text[hash_ - 1] in " \t") and not quoted(hash_)
+            ):
+                hash_ = text.find("#", hash_ + 1, tab)
+            if hash_ == -1:  # not in a comment
+                return tab
+        tab = text.find("\t", tab + 1)
+    return None
+
+
+def _python_read(text: str, limits: Limits, near: int) -> tuple[Any, PositionMap] | None:
+    """PyYAML's reading of ``text``, where it may differ from libyaml's at ``near``.
+
+    The whole text when it is within the first MiB; else the text up to a little past
+    ``near`` when that is within the first MiB (PyYAML refuses there, or None); else None:
+    libyaml's reading stands.
+    """
+    stop = None if len(text) <= _RECHECK_CHARS else near + _RECHECK_MARGIN
+    if near > _RECHECK_CHARS:
+        return None
+    try:
+        return _read(text, limits, _python_events(text, stop))
+    except _GiveUp:
+        return None
+    except yaml.YAMLError as exc:
+        raise YAMLReadError([_syntax_problem(exc, text)]) from None
+
+
+def parse_yaml(raw: bytes, limits: Limits | None = None) -> tuple[Any, PositionMap]:
     """Read one YAML document from ``raw`` bytes; an empty document gives ``None``.
 
     Raises YAMLReadError listing every problem found (all duplicate keys, for example).
     """
-    if len(raw) > MAX_FILE_BYTES:
-        size = f"{MAX_FILE_BYTES // (1024 * 1024)} MiB"
-        raise YAMLReadError([YAMLProblem(1, 1, (), f"file is larger than {size}: refusing it")])
+    limits = limits or Limits()
+    if len(raw) > limits.max_bytes:
+        message = (
+            f"file is larger than {_size(limits.max_bytes)}: refusing it "
+            f"(if it is meant to be this large, raise {ENV_MAX_BYTES})"
+        )
+        raise YAMLReadError([YAMLProblem(1, 1, (), message)])
     text = _decode(raw)
-    try:
-        loader = _BoundedLoader(text)
+    # PyYAML's reader checks the whole text before parsing; so do both paths here.
+    bad = Reader.NON_PRINTABLE.search(text)
+    if bad is not None:
+        raise YAMLReadError([_control_character(text, bad.start())])
+    if not LIBYAML:
         try:
-            root = loader.get_single_node()
-            if root is None:
-                return None, PositionMap()
-            builder = _Builder(loader)
-            data = builder.build(root, (), 0)
-        finally:
-            loader.dispose()
-    except _Refused as exc:
-        line, column = _pos(exc.mark)
-        raise YAMLReadError([YAMLProblem(line, column, exc.path, exc.message)]) from None
-    except yaml.YAMLError as exc:
+            return _read(text, limits, _python_events(text))
+        except yaml.YAMLError as exc:
+            raise YAMLReadError([_syntax_problem(exc, text)]) from None
+    try:
+        outcome: tuple[Any, PositionMap] | YAMLReadError = _read(
+            text, limits, yaml.CSafeLoader(text).get_event
+        )
+    except yaml.YAMLError as exc:  # PyYAML words it (and may not refuse at all)
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        python = _python_read(text, limits, mark.index if mark is not None else len(text))
+        if python is not None:
+            return python
         raise YAMLReadError([_syntax_problem(exc, text)]) from None
-    if builder.problems:
-        raise YAMLReadError(builder.problems)
-    return data, builder.positions
+    except YAMLReadError as exc:  # problems in the file: still, PyYAML may read it otherwise
+        outcome = exc
+    near = _pyyaml_reads_otherwise(text)
+    if isinstance(outcome, YAMLReadError):
+        if any(p.message.startswith("unsupported YAML tag") for p in outcome.problems):
+            near = 0
+    elif outcome[0] is None:
+        near = 0
+    python = _python_read(text, limits, near) if near is not None else None
+    if python is not None:
+        return python
+    if isinstance(outcome, YAMLReadError):
+        raise outcome
+    return outcome
 
 
-def load_yaml_file(path: str | os.PathLike[str]) -> tuple[Any, PositionMap]:
-    """Read the YAML file at ``path`` (at most MAX_FILE_BYTES); see ``parse_yaml``."""
+def load_yaml_file(
+    path: str | os.PathLike[str], limits: Limits | None = None
+) -> tuple[Any, PositionMap]:
+    """Read the YAML file at ``path`` (at most ``limits.max_bytes``); see ``parse_yaml``."""
+    limits = limits or Limits()
     try:
         with open(path, "rb") as handle:
-            raw = handle.read(MAX_FILE_BYTES + 1)
+            raw = handle.read(limits.max_bytes + 1)
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
         raise YAMLReadError([YAMLProblem(1, 1, (), f"cannot read the file: {reason}")]) from None
-    return parse_yaml(raw)
+    return parse_yaml(raw, limits)

