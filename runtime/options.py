@@ -49,8 +49,37 @@ def option_problems(
                 extra = f" (did you mean {hint!r}?)" if hint else ""
                 yield loc, f"unknown option {name!r}{extra}; known: {', '.join(known)}", True
             else:
-                message = str(err["msg"]).removeprefix("Value error, ")
-                yield loc, message, False
+                yield loc, _readable(err), False
+
+
+_TYPES = {
+    "string_type": "must be a string",
+    "int_type": "must be an integer",
+    "int_parsing": "must be an integer",
+    "int_from_float": "must be an integer",
+    "float_type": "must be a number",
+    "bool_type": "must be true or false",
+    "dict_type": "must be a mapping",
+    "list_type": "must be a list",
+}
+
+
+def _readable(err: Any) -> str:
+    """A pydantic error as a config author reads it (never quoting the value)."""
+    kind = err["type"]
+    ctx = err.get("ctx") or {}
+    if kind in _TYPES:
+        return _TYPES[kind]
+    bounds = {
+        "greater_than_equal": ">=",
+        "greater_than": ">",
+        "less_than_equal": "<=",
+        "less_than": "<",
+    }
+    if kind in bounds:
+        limit = next(iter(ctx.values()), "")
+        return f"must be {bounds[kind]} {limit}"
+    return str(err["msg"]).removeprefix("Value error, ")
 
 
 def check_option_values(

@@ -166,9 +166,16 @@ def error_for_payload(
     parse: ErrorParser = default_error_parser,
     secrets: Iterable[str | None] = (),
     headers: Mapping[str, str] | None = None,
+    where: str | None = None,
 ) -> ProviderError:
-    """``error_for_status`` for an error object already parsed (one inside a 200 reply)."""
-    return _error(status, headers or {}, payload, None, provider, model, parse, secrets)
+    """``error_for_status`` for an error object already parsed (one inside a 200 reply).
+
+    With ``where`` (e.g. "the stream"), the error came inside a 200: ``status`` chooses its
+    kind, its ``status_code`` is None and the message says "{where} reported an error: ...".
+    """
+    return _error(
+        status, headers or {}, payload, None, provider, model, parse, secrets, where=where
+    )
 
 
 def _error(
@@ -180,6 +187,8 @@ def _error(
     model: str | None,
     parse: ErrorParser,
     secrets: Iterable[str | None],
+    *,
+    where: str | None = None,
 ) -> ProviderError:
     secrets = tuple(secrets)
     info: ErrorInfo | None = None
@@ -193,7 +202,13 @@ def _error(
     else:
         message = snippet(body, secrets) if body is not None else ""
     if not message or message in ("{}", "[]", "null", '""'):
-        message = f"HTTP {status} with no error message in the reply"
+        message = (
+            f"HTTP {status} with no error message in the reply"
+            if where is None
+            else "an error without a message"
+        )
+    if where is not None:
+        message = f"{where} reported an error: {message}"
     # Vendor strings, kept as attributes: scrubbed and bounded like the message.
     code = snippet(info.code, secrets, 200) if info and info.code else None
     kind = snippet(info.type, secrets, 200) if info and info.type else None
@@ -203,12 +218,15 @@ def _error(
     common: dict[str, Any] = {
         "provider": provider,
         "model": model,
-        "status_code": status,
+        "status_code": status if where is None else None,
         "vendor_code": code or kind,
     }
     markers = " ".join(x for x in (code, kind) if x).lower()
     if status == 429 or "rate_limit" in markers or "resource_exhausted" in markers:
-        return RateLimitError(message, retry_after=retry_after, **common)
+        error = RateLimitError(message, retry_after=retry_after, **common)
+        if "insufficient_quota" in markers:
+            error.retryable = False  # waiting does not refill a quota (fallbacks still try)
+        return error
     if status == 401 or "api_key_invalid" in markers:
         return AuthenticationError(message, **common)
     if status == 403:

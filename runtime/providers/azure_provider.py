@@ -6,18 +6,38 @@ and errors are the OpenAI protocol's.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 from urllib.parse import quote
 
-from ..errors import ConfigError
-from ..types import ChatRequest
-from .openai_provider import OpenAIProvider, _Route
+from pydantic import Field, field_validator
 
-__all__ = ["DEFAULT_AZURE_API_VERSION", "AzureOpenAIProvider"]
+from ..types import ChatRequest
+from .openai_provider import OpenAIOptions, OpenAIProvider
+from .wire import Route, WireOptions
+
+__all__ = ["DEFAULT_AZURE_API_VERSION", "AzureOpenAIOptions", "AzureOpenAIProvider"]
 
 #: The newest generally available dated data-plane version of the Azure OpenAI
 #: inference API when this was written; override it with the ``api_version`` option.
 DEFAULT_AZURE_API_VERSION = "2024-10-21"
+
+
+class AzureOpenAIOptions(OpenAIOptions):
+    """Options of Azure OpenAI: the OpenAI ones and ``api_version``."""
+
+    api_version: str = Field(
+        DEFAULT_AZURE_API_VERSION,
+        description="The data-plane API version, e.g. 2024-10-21; 'v1' selects the v1 API.",
+    )
+
+    @field_validator("api_version")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError(
+                f"must be a non-empty string, e.g. {DEFAULT_AZURE_API_VERSION!r} or 'v1'"
+            )
+        return value.strip()
 
 
 class AzureOpenAIProvider(OpenAIProvider):
@@ -31,44 +51,34 @@ class AzureOpenAIProvider(OpenAIProvider):
     Options: ``api_version`` (default ``DEFAULT_AZURE_API_VERSION``). The value ``v1``
     selects Azure's v1 API instead: ``{endpoint}/openai/v1/chat/completions`` with no
     ``api-version`` query and the deployment name as ``model`` in the body. Every
-    ``OpenAIProvider`` option applies too (``headers``, ``max_connections``,
-    ``stream_usage``; ``organization``/``project`` are sent as given, though Azure
-    ignores them).
+    ``OpenAIProvider`` option applies too (``organization``/``project`` are sent as given,
+    though Azure ignores them).
     """
 
+    Options: ClassVar[type[WireOptions]] = AzureOpenAIOptions
     secret_headers: ClassVar[frozenset[str]] = frozenset({"api-key"})
     default_base_url: ClassVar[str | None] = None
     base_url_hint: ClassVar[str] = "the resource endpoint (https://NAME.openai.azure.com)"
 
-    _api_version: str
+    options: AzureOpenAIOptions
 
-    def _take_own_options(self, options: dict[str, Any]) -> None:
-        version = options.pop("api_version", DEFAULT_AZURE_API_VERSION)
-        if not isinstance(version, str) or not version.strip():
-            raise ConfigError(
-                f"{type(self).__name__}: option 'api_version' must be a non-empty string, "
-                f"e.g. {DEFAULT_AZURE_API_VERSION!r} or 'v1'"
-            )
-        self._api_version = version.strip()
+    def setup(self) -> None:
         if self.base_url and self.base_url.rstrip("/").endswith("/openai"):
             # Tolerate the endpoint given with the /openai suffix some portals show.
             self.base_url = self.base_url.rstrip("/")[: -len("/openai")]
 
-    def _known_options(self) -> tuple[str, ...]:
-        return ("api_version", *super()._known_options())
-
-    def _auth_headers(self) -> dict[str, str]:
-        headers = super()._auth_headers()
+    def auth_headers(self) -> dict[str, str]:
+        headers = super().auth_headers()
         headers.pop("authorization", None)
         if self.api_key:
             headers["api-key"] = self.api_key
         return headers
 
-    def _route(self, request: ChatRequest) -> _Route:
-        if self._api_version == "v1":
-            return _Route("/openai/v1/chat/completions", {})
+    def route(self, request: ChatRequest, stream: bool) -> Route:
+        if self.options.api_version == "v1":
+            return Route("/openai/v1/chat/completions")
         deployment = quote(request.model, safe="")
-        return _Route(
+        return Route(
             f"/openai/deployments/{deployment}/chat/completions",
-            {"api-version": self._api_version},
+            {"api-version": self.options.api_version},
         )

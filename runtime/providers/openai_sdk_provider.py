@@ -22,11 +22,8 @@ import inspect
 import json
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager, suppress
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
-import httpx2
-
-from ..config import HTTPConfig
 from ..errors import (
     ContentFilteredError,
     LLMRuntimeError,
@@ -35,24 +32,11 @@ from ..errors import (
     ProviderConnectionError,
     ProviderError,
     ProviderTimeoutError,
-    RuntimeClosedError,
 )
-from ..http import HTTPClient, error_for_payload, error_for_status
 from ..redact import redact, scrub, snippet
-from ..types import ChatRequest, ProviderResponse, StreamEvent, TextDelta
-from .base import ChatProvider, reject_unknown_options
-from .openai_provider import (
-    _KNOWN_OPTIONS,
-    DEFAULT_BASE_URL,
-    OpenAIOptions,
-    StreamState,
-    build_body,
-    error_from_payload,
-    openai_error_parser,
-    parse_completion,
-    quota_not_retryable,
-    scrub_error,
-)
+from ..status import error_for_payload, error_for_status
+from ..types import ChatRequest, ProviderResponse, StreamEvent
+from .openai_provider import OpenAIProvider, OpenAIStream, openai_error_parser, reply_events
 
 if TYPE_CHECKING:
     import openai
@@ -62,30 +46,19 @@ __all__ = ["OpenAISDKProvider"]
 _PATH = "/chat/completions"
 
 
-class OpenAISDKProvider(ChatProvider):
+class OpenAISDKProvider(OpenAIProvider):
     """OpenAI Chat Completions via ``openai.AsyncOpenAI`` (retries off, shared HTTP pool).
 
-    Takes the same options as ``OpenAIProvider``: ``organization``, ``project``,
-    ``headers``, ``max_connections``, ``stream_usage``. Unlike a bare ``AsyncOpenAI``, it
-    does not read OPENAI_BASE_URL / OPENAI_ORG_ID / OPENAI_PROJECT_ID from the
-    environment: the YAML says everything. Without an API key no Authorization header is
-    sent (local servers).
+    Takes the same options as ``OpenAIProvider``. Unlike a bare ``AsyncOpenAI``, it does
+    not read OPENAI_BASE_URL / OPENAI_ORG_ID / OPENAI_PROJECT_ID from the environment: the
+    YAML says everything. Without an API key no Authorization header is sent.
     """
 
-    streams_natively: ClassVar[bool] = True
-    secret_headers: ClassVar[frozenset[str]] = frozenset({"authorization"})
-
-    _options: OpenAIOptions
-    _base: str
-    _http: HTTPClient
     _sdk: Any  # the openai module
-    _create_params: frozenset[str]
+    _sdk_client_: Any = None
+    _create_params: frozenset[str] = frozenset()
 
-    def _initialize_client(self, **kwargs: Any) -> None:
-        options = dict(kwargs)
-        owner = type(self).__name__
-        self._options = OpenAIOptions.take(options, owner)
-        reject_unknown_options(owner, options, _KNOWN_OPTIONS)
+    def setup(self) -> None:
         try:
             import openai
         except ImportError as exc:
@@ -93,72 +66,40 @@ class OpenAISDKProvider(ChatProvider):
                 "openai", "openai", purpose="the OpenAI SDK provider (OpenAISDKProvider)"
             ) from exc
         self._sdk = openai
-        base = self._base = (self.base_url or DEFAULT_BASE_URL).rstrip("/")
-        self._http = HTTPClient(
-            base_url=base,
-            provider=self.provider_name or None,
-            error_parser=openai_error_parser,
-            max_connections=self._options.max_connections,
-            secrets=(self.api_key,) if self.api_key else (),
-        )
-        omit = openai.Omit()
-        headers: dict[str, Any] = {
-            # Omit() removes what the SDK would add from the environment or a dummy key.
-            "OpenAI-Organization": self._options.organization or omit,
-            "OpenAI-Project": self._options.project or omit,
-            **self._options.headers,
-        }
-        client = openai.AsyncOpenAI(
-            # The SDK refuses to start without a key; local servers need none, so a
-            # placeholder goes in and each request omits the header (_create_kwargs).
-            api_key=self.api_key or "no-key",
-            organization=self._options.organization,
-            project=self._options.project,
-            base_url=base,
-            default_headers=headers,
-            max_retries=0,
-            http_client=self._http.raw,
-        )
-        self._client = client
-        self._create_params = frozenset(
-            inspect.signature(client.chat.completions.create).parameters
-        ) - {"extra_headers", "extra_query", "extra_body", "timeout"}
 
-    def describe_request(self, request: ChatRequest, *, stream: bool = False) -> dict[str, Any]:
-        """The method, URL, our headers and the JSON this provider would send.
-
-        The SDK adds its own headers (user-agent, x-stainless-*) on top of these.
-        """
-        headers = {"content-type": "application/json"}
-        if self.api_key:
-            headers["authorization"] = f"Bearer {self.api_key}"
-        if self._options.organization:
-            headers["openai-organization"] = self._options.organization
-        if self._options.project:
-            headers["openai-project"] = self._options.project
-        headers.update(self._options.headers)
-        return {
-            "method": "POST",
-            "url": f"{self._base}{_PATH}",
-            "headers": headers,
-            "json": build_body(request, stream=stream, stream_usage=self._options.stream_usage),
-        }
+    def _sdk_client(self) -> openai.AsyncOpenAI:
+        """The SDK client over this provider's pool, made on first use."""
+        http = self.http()  # RuntimeClosedError after aclose()
+        client = self._sdk_client_
+        if client is None:
+            sdk = self._sdk
+            omit = sdk.Omit()
+            headers: dict[str, Any] = {
+                # Omit() removes what the SDK would add from the environment or a dummy key.
+                "OpenAI-Organization": self.options.organization or omit,
+                "OpenAI-Project": self.options.project or omit,
+                **self.options.headers,
+            }
+            client = self._sdk_client_ = sdk.AsyncOpenAI(
+                # The SDK refuses to start without a key; local servers need none, so a
+                # placeholder goes in and each request omits the header (_create_kwargs).
+                api_key=self.api_key or "no-key",
+                organization=self.options.organization,
+                project=self.options.project,
+                base_url=self._base,
+                default_headers=headers,
+                max_retries=0,
+                http_client=http.raw,
+            )
+            self._create_params = frozenset(
+                inspect.signature(client.chat.completions.create).parameters
+            ) - {"extra_headers", "extra_query", "extra_body", "timeout"}
+        return client  # type: ignore[no-any-return]
 
     async def aclose(self) -> None:
         """Close the HTTP pool (which the SDK client uses)."""
-        self._client = None
-        await self._http.aclose()
-
-    def configure_http(self, config: HTTPConfig) -> None:
-        """Bounds on replies and cookie handling: the SDK sends through this pool too."""
-        self._http.configure(config)
-
-    def _sdk_client(self) -> openai.AsyncOpenAI:
-        client = self._client
-        if client is None or self._http.closed:
-            raise RuntimeClosedError(f"{type(self).__name__} was used after aclose()")
-        self._http.provider = self.provider_name or None
-        return client  # type: ignore[no-any-return]
+        self._sdk_client_ = None
+        await super().aclose()
 
     def _create_kwargs(self, request: ChatRequest, stream: bool) -> dict[str, Any]:
         """Keyword arguments of ``chat.completions.create``: the wire body, split.
@@ -166,7 +107,7 @@ class OpenAISDKProvider(ChatProvider):
         Parameters the SDK knows go as keywords; the rest (vendor extensions) go in
         ``extra_body`` so the JSON sent equals the wire provider's.
         """
-        body = build_body(request, stream=stream, stream_usage=self._options.stream_usage)
+        body = self.encode(request, stream)
         kwargs = {k: v for k, v in body.items() if k in self._create_params}
         extra = {k: v for k, v in body.items() if k not in self._create_params}
         if extra:
@@ -175,7 +116,7 @@ class OpenAISDKProvider(ChatProvider):
             # Only a per-request Omit satisfies the SDK's check that auth was left out on purpose.
             kwargs["extra_headers"] = {"Authorization": self._sdk.Omit()}
         if request.connect_timeout is not None or request.read_timeout is not None:
-            base = self._http.raw.timeout
+            base = self.http().raw.timeout
             connect = request.connect_timeout or base.connect
             read = request.read_timeout or base.read
             kwargs["timeout"] = self._sdk.Timeout(read, connect=connect, pool=connect)
@@ -184,62 +125,66 @@ class OpenAISDKProvider(ChatProvider):
     @contextmanager
     def _sdk_errors(self, model: str) -> Iterator[None]:
         """Map every exception the SDK raises to ours (the one place that does)."""
+        import httpx2
+
         sdk = self._sdk
         provider = self.provider_name or None
         common: dict[str, Any] = {"provider": provider, "model": model}
-        secrets = (self.api_key,)
-        with quota_not_retryable():  # outermost: it sees the errors mapped below
-            try:
-                yield
-            except LLMRuntimeError as exc:  # ours, raised under the SDK by the seam's transport
-                if isinstance(exc, ProviderError):
-                    exc.provider = exc.provider or provider
-                    exc.model = exc.model or model
-                raise
-            except sdk.APIStatusError as exc:
-                raise self._status_error(exc, model) from _scrubbed(exc, secrets)
-            except (sdk.APITimeoutError, sdk.APIConnectionError) as exc:
-                cause = exc.__cause__
-                if isinstance(cause, httpx2.HTTPError):
-                    raise self._http.transport_error(cause, model, _PATH) from exc
-                kind = ProviderTimeoutError if isinstance(exc, sdk.APITimeoutError) else None
-                what = f"POST {_PATH} timed out" if kind else f"POST {_PATH} failed"
-                raise scrub_error(
-                    (kind or ProviderConnectionError)(_describe(exc, what), **common), secrets
-                ) from exc
-            except sdk.APIResponseValidationError as exc:
-                raise MalformedResponseError(
-                    f"the reply does not match the Chat Completions schema: {exc.message}", **common
-                ) from exc
-            except sdk.APIError as exc:  # an error event inside a stream (no HTTP status)
-                raise error_from_payload(
-                    {"error": exc.body if exc.body is not None else {"message": exc.message}},
-                    provider=provider,
-                    model=model,
-                    secrets=secrets,
-                    where="the stream",
-                ) from _scrubbed(exc, secrets)
-            except sdk.ContentFilterFinishReasonError as exc:
-                raise ContentFilteredError(str(exc), **common) from exc
-            except sdk.OpenAIError as exc:
-                raise scrub_error(
-                    ProviderError(f"the openai SDK failed: {type(exc).__name__}: {exc}", **common),
-                    secrets,
-                ) from _scrubbed(exc, secrets)
-            except RecursionError:  # the SDK's json.loads of JSON nested too deeply
-                raise MalformedResponseError(
-                    "the reply is JSON nested too deeply to parse (a hostile or broken reply)",
-                    **common,
-                ) from None
-            except ValueError as exc:  # the SDK's json.loads of a reply or an SSE data line
-                if isinstance(exc, json.JSONDecodeError):
-                    exc.doc = ""  # the whole body, key included, kept by the parser's error
-                raise scrub_error(
-                    MalformedResponseError(
-                        f"the reply is not valid JSON: {type(exc).__name__}: {exc}", **common
-                    ),
-                    secrets,
-                ) from _scrubbed(exc, secrets)
+        secrets = self.secrets
+        try:
+            yield
+        except LLMRuntimeError as exc:  # ours, raised under the SDK by the seam's transport
+            if isinstance(exc, ProviderError):
+                exc.provider = exc.provider or provider
+                exc.model = exc.model or model
+            raise
+        except sdk.APIStatusError as exc:
+            raise self._status_error(exc, model) from _scrubbed(exc, secrets)
+        except (sdk.APITimeoutError, sdk.APIConnectionError) as exc:
+            cause = exc.__cause__
+            if isinstance(cause, httpx2.HTTPError):
+                raise self.http().transport_error(cause, model, _PATH) from exc
+            kind = ProviderTimeoutError if isinstance(exc, sdk.APITimeoutError) else None
+            what = f"POST {_PATH} timed out" if kind else f"POST {_PATH} failed"
+            raise (kind or ProviderConnectionError)(
+                scrub(_describe(exc, what), secrets), **common
+            ) from exc
+        except sdk.APIResponseValidationError as exc:
+            raise MalformedResponseError(
+                f"the reply does not match the Chat Completions schema: {exc.message}", **common
+            ) from exc
+        except sdk.APIError as exc:  # an error event inside a stream (no HTTP status)
+            from .openai_provider import error_status
+
+            payload = {"error": exc.body if exc.body is not None else {"message": exc.message}}
+            status, envelope = error_status(payload)
+            raise error_for_payload(
+                status,
+                envelope,
+                provider=provider,
+                model=model,
+                parse=openai_error_parser,
+                secrets=secrets,
+                where="the stream",
+            ) from _scrubbed(exc, secrets)
+        except sdk.ContentFilterFinishReasonError as exc:
+            raise ContentFilteredError(str(exc), **common) from exc
+        except sdk.OpenAIError as exc:
+            raise ProviderError(
+                scrub(f"the openai SDK failed: {type(exc).__name__}: {exc}", secrets), **common
+            ) from _scrubbed(exc, secrets)
+        except RecursionError:  # the SDK's json.loads of JSON nested too deeply
+            raise MalformedResponseError(
+                "the reply is JSON nested too deeply to parse (a hostile or broken reply)",
+                **common,
+            ) from None
+        except ValueError as exc:  # the SDK's json.loads of a reply or an SSE data line
+            if isinstance(exc, json.JSONDecodeError):
+                exc.doc = ""  # the whole body, key included, kept by the parser's error
+            raise MalformedResponseError(
+                scrub(f"the reply is not valid JSON: {type(exc).__name__}: {exc}", secrets),
+                **common,
+            ) from _scrubbed(exc, secrets)
 
     def _status_error(self, exc: Any, model: str) -> ProviderError:
         """Our error for an ``APIStatusError``, read from the HTTP reply as the seam does."""
@@ -247,7 +192,7 @@ class OpenAISDKProvider(ChatProvider):
             "provider": self.provider_name or None,
             "model": model,
             "parse": openai_error_parser,
-            "secrets": (self.api_key,),
+            "secrets": self.secrets,
         }
         try:
             body: bytes = exc.response.content
@@ -261,7 +206,7 @@ class OpenAISDKProvider(ChatProvider):
         to_dict = getattr(obj, "to_dict", None)
         if to_dict is None:  # the SDK hands back text when the reply is not JSON
             raise MalformedResponseError(
-                f"the reply is not JSON: {snippet(str(obj), (self.api_key,))!r}",
+                f"the reply is not JSON: {snippet(str(obj), self.secrets)!r}",
                 provider=self.provider_name or None,
                 model=model,
             )
@@ -273,39 +218,40 @@ class OpenAISDKProvider(ChatProvider):
         kwargs = self._create_kwargs(request, stream=False)
         with self._sdk_errors(request.model):
             completion = await client.chat.completions.create(**kwargs)
-            return parse_completion(
-                self._as_dict(completion, request.model),
-                provider=self.provider_name or None,
-                model=request.model,
-                secrets=(self.api_key,),
-            )
+            body = self._as_dict(completion, request.model)
+        found = self.body_error(body)
+        if found is not None:
+            raise self.error_in_body(*found, request, "the reply")
+        if not isinstance(body, dict):
+            raise self.malformed(f"the reply is a JSON {type(body).__name__}", request)
+        return self._decode(reply_events(self, body, request), request, body)
 
     async def stream_chat(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
-        """Stream text deltas, then one StreamEnd.
+        """Stream events, then one StreamEnd.
 
-        A stream that ends with no ``finish_reason`` raises ProviderConnectionError.
+        The SDK swallows ``data: [DONE]``: a stream that ends with no ``finish_reason``
+        raises ProviderConnectionError.
         """
         client = self._sdk_client()
         kwargs = self._create_kwargs(request, stream=True)
-        state = StreamState(self.provider_name or None, request.model, (self.api_key,))
+        decoder = OpenAIStream(self, request)
         with self._sdk_errors(request.model):
             stream = await client.chat.completions.create(**kwargs)
             try:
                 async for chunk in stream:
-                    text = state.feed(self._as_dict(chunk, request.model))
-                    if text:
-                        yield TextDelta(text)
+                    for event in decoder.feed_chunk(self._as_dict(chunk, request.model)):
+                        yield event
             finally:
                 await stream.close()
-            if state.finish_reason is None:
-                raise ProviderConnectionError(
-                    "the stream ended without a finish reason: the connection was cut short; "
-                    "the answer may be incomplete",
-                    provider=self.provider_name or None,
-                    model=request.model,
-                )
-            end = state.end()
-        yield end
+        if not decoder.finished:
+            raise ProviderConnectionError(
+                "the stream ended without a finish reason: the connection was cut short; "
+                "the answer may be incomplete",
+                provider=self.provider_name or None,
+                model=request.model,
+            )
+        for event in decoder.finish():
+            yield event
 
 
 def _scrubbed(exc: Exception, secrets: tuple[str | None, ...]) -> Exception:

@@ -369,7 +369,7 @@ def test_http_settings_merge_field_by_field_from_yaml(tmp_path: Any) -> None:
     (tmp_path / "providers.yaml").write_text(PROVIDERS_YAML, encoding="utf-8")
     (tmp_path / "models.yaml").write_text("models:\n  m: {provider: p}\n", encoding="utf-8")
     rt = load_runtime(tmp_path / "providers.yaml", tmp_path / "models.yaml")
-    client = rt.provider_for("m")._client  # type: ignore[attr-defined]
+    client = rt.provider_for("m").http()  # type: ignore[attr-defined]
     assert client.config == HTTPConfig(max_body_bytes=2000, max_error_body_bytes=500, cookies=True)
 
 

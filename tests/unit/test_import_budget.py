@@ -27,13 +27,15 @@ def test_the_http_stack_loads_when_a_wire_provider_is_first_used() -> None:
     code = (
         "import json, sys, runtime\n"
         "rt = runtime.load_runtime()\n"
-        "rt.provider_for('llamacpp/default')\n"
-        "print(json.dumps(['httpx2' in sys.modules, 'openai' in sys.modules]))\n"
+        "provider = rt.provider_for('llamacpp/default')\n"
+        "built = 'httpx2' in sys.modules\n"
+        "provider.http()\n"  # what the first call does
+        "print(json.dumps([built, 'httpx2' in sys.modules, 'openai' in sys.modules]))\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], check=True, capture_output=True, text=True, cwd="/"
     )
-    assert json.loads(out.stdout) == [True, False]
+    assert json.loads(out.stdout) == [False, True, False]
 
 
 def test_jsonschema_loads_only_to_explain_a_broken_file(tmp_path: Path) -> None:

@@ -170,7 +170,9 @@ async def test_no_key_sends_no_api_key(server: LoopbackServer) -> None:
     ("options", "message"),
     [
         pytest.param({"base_url": None}, "needs the resource endpoint", id="no-endpoint"),
-        pytest.param({"api_version": ""}, "'api_version' must be a non-empty string", id="empty"),
+        pytest.param(
+            {"api_version": ""}, "options.api_version: must be a non-empty string", id="empty"
+        ),
         pytest.param(
             {"api_verison": "x"},
             "unknown option 'api_verison' (did you mean 'api_version'?)",

@@ -355,9 +355,11 @@ async def test_params_may_not_override_runtime_keys(
             "unknown option 'organisation' (did you mean 'organization'?)",
             id="unknown",
         ),
-        pytest.param({"max_connections": 0}, "'max_connections' must be an integer", id="pool"),
-        pytest.param({"headers": {"a": 1}}, "'headers' must map header names", id="headers"),
-        pytest.param({"stream_usage": "no"}, "'stream_usage' must be true or false", id="usage"),
+        pytest.param({"max_connections": 0}, "options.max_connections: must be >= 1", id="pool"),
+        pytest.param({"headers": {"a": 1}}, "options.headers.a: must be a string", id="headers"),
+        pytest.param(
+            {"stream_usage": "no"}, "options.stream_usage: must be true or false", id="usage"
+        ),
     ],
 )
 def test_bad_options_are_config_errors(
@@ -403,7 +405,7 @@ async def test_stream_reads_deltas_usage_and_model(
     server.queue(stream_reply(texts=("Hel", "lo", "!")))
     texts, end = await collect(any_provider, ChatRequest(model=MODEL, messages=USER))
     assert texts == ["Hel", "lo", "!"]
-    assert end == StreamEnd("stop", FULL_USAGE, MODEL)
+    assert end == StreamEnd("stop", FULL_USAGE, MODEL, "chatcmpl-123")
 
 
 async def test_stream_follows_only_the_first_choice(
@@ -993,17 +995,18 @@ def test_sdk_passes_our_errors_through() -> None:
 async def test_sdk_shares_the_runtime_pool_and_does_not_retry(server: LoopbackServer) -> None:
     provider = _make(OpenAISDKProvider, server)
     try:
-        sdk_client = provider._client
+        sdk_client = provider._sdk_client()
         assert isinstance(sdk_client, openai.AsyncOpenAI)
         assert sdk_client.max_retries == 0
-        assert sdk_client._client is provider._http.raw  # type: ignore[attr-defined]
+        http = provider.http()
+        assert sdk_client._client is http.raw  # type: ignore[attr-defined]
         server.queue(Reply(500, error_body("boom", type="server_error")))
         with pytest.raises(ServerError):
             await provider.chat(ChatRequest(model=MODEL, messages=USER))
         assert len(server.requests) == 1  # no SDK retry
     finally:
         await provider.aclose()
-    assert provider._http.closed
+    assert http.closed
 
 
 def test_sdk_missing_package_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
