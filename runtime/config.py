@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 __all__ = [
     "SCHEMA_DIALECT",
+    "Capabilities",
     "Catalog",
     "HTTPConfig",
     "LimitsConfig",
@@ -205,6 +206,25 @@ class ProviderConfig(_Frozen):
         return value
 
 
+class Capabilities(_Frozen):
+    """What a model can do; unset means "as far as its provider class can" (see the README)."""
+
+    tools: bool | None = Field(None, description="Whether the model can call tools.")
+    parallel_tool_calls: bool | None = Field(
+        None, description="Whether it may call several tools in one turn."
+    )
+    images: bool | None = Field(None, description="Whether it takes images as input.")
+    structured_output: Literal["native", "tool", "none"] | None = Field(
+        None,
+        description="How it follows a JSON Schema: native (the vendor's JSON-schema output), "
+        "tool (a forced tool call), or none.",
+    )
+    reasoning: Literal["effort", "budget", "none"] | None = Field(
+        None,
+        description="How its reasoning is controlled: an effort level, a token budget, or not.",
+    )
+
+
 class ModelConfig(_Frozen):
     """One model: which provider serves it, its defaults and its parameter policy."""
 
@@ -272,6 +292,10 @@ class ModelConfig(_Frozen):
     options: dict[str, Any] = Field(
         default_factory=dict,
         description="Provider-specific settings of this model (e.g. gguf for the local provider).",
+    )
+    capabilities: Capabilities = Field(
+        default_factory=lambda: Capabilities(),
+        description="What the model supports: tools, images, structured output, reasoning.",
     )
     retry: RetryConfig | None = Field(None, description="Retry policy for this model.")
     timeouts: TimeoutConfig | None = Field(None, description="Time limits for this model.")

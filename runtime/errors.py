@@ -9,8 +9,10 @@
     ├── UnknownModelError            the caller: a model id that is not in models.yaml
     ├── UnknownProviderError         the caller: a provider name that is not registered
     ├── InvalidRequestError          the caller: bad arguments, or a parameter the model refuses
+    │   └── CapabilityError          the call needs what the model cannot do (tools, images...)
     ├── RuntimeClosedError           the caller: the runtime was used after aclose()
     ├── MissingAPIKeyError           the environment: names the variable to set
+    ├── StructuredOutputError        the model: a reply that does not follow response_format
     ├── MissingDependencyError       the environment: names the pip extra to install
     └── ProviderError                the remote service (or local engine)
         ├── AuthenticationError      401: the key is wrong or revoked
@@ -40,6 +42,7 @@ from typing import Any, Self, cast
 __all__ = [
     "AuthenticationError",
     "BadRequestError",
+    "CapabilityError",
     "ConfigError",
     "ConfigProblem",
     "ContentFilteredError",
@@ -58,6 +61,7 @@ __all__ = [
     "ResponseTooLargeError",
     "RuntimeClosedError",
     "ServerError",
+    "StructuredOutputError",
     "TemplateError",
     "ToolArgumentsError",
     "UnknownModelError",
@@ -182,6 +186,30 @@ class TemplateError(ConfigError, InvalidRequestError):
     """
 
     def __init__(self, message: str, *, model: str | None = None) -> None:
+        self.model = model
+        super().__init__(message)
+
+
+class StructuredOutputError(LLMRuntimeError):
+    """The reply does not follow the call's ``response_format``.
+
+    ``raw_text`` is the reply as it came, ``problem`` what is wrong with it, ``model`` the
+    catalog model id that answered.
+    """
+
+    def __init__(self, message: str, *, raw_text: str, problem: str, model: str) -> None:
+        self.raw_text = raw_text
+        self.problem = problem
+        self.model = model
+        super().__init__(message)
+
+
+class CapabilityError(InvalidRequestError):
+    """The call needs something the model does not do (``capability`` names it); raised
+    before any request. A fallback chain passes over models that lack it."""
+
+    def __init__(self, message: str, *, capability: str, model: str) -> None:
+        self.capability = capability
         self.model = model
         super().__init__(message)
 

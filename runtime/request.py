@@ -8,8 +8,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from .config import ModelConfig
-from .errors import InvalidRequestError
-from .types import ChatRequest, Message, normalize_messages
+from .errors import CapabilityError, InvalidRequestError
+from .types import (
+    ChatRequest,
+    Message,
+    normalize_messages,
+    normalize_reasoning,
+    normalize_response_format,
+    normalize_tool_choice,
+    normalize_tools,
+)
 
 __all__ = ["RESERVED", "RUNTIME_OWNED", "PolicyNote", "build_request", "plan_request"]
 
@@ -19,6 +27,10 @@ log = logging.getLogger("runtime")
 RESERVED = frozenset({"model", "messages", "prompt", "stream"})
 #: Keyword arguments the runtime takes per call (never sent to a vendor as body fields).
 RUNTIME_OWNED = frozenset({"timeout", "api_key", "base_url"})
+#: Call arguments every provider receives in its own vendor's shape (ChatRequest fields).
+PORTABLE = frozenset(
+    {"tools", "tool_choice", "parallel_tool_calls", "response_format", "reasoning"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +106,9 @@ def plan_request(
         except ValueError as exc:
             raise InvalidRequestError(str(exc)) from None
 
+    kwargs = dict(kwargs)
+    portable = {name: kwargs.pop(name) for name in PORTABLE & kwargs.keys()}
+    features = _portable(cfg, portable)
     explicit = dict(kwargs)  # what the caller asked for, to judge the policy
     if temperature is not None:
         explicit["temperature"] = temperature
@@ -129,8 +144,58 @@ def plan_request(
         params={k: v for k, v in params.items() if v is not None},
         prompt=rendered,
         options=cfg.options,
+        capabilities=cfg.capabilities.model_dump(exclude_none=True),
+        **features,
     )
+    if cfg.capabilities.images is False and any(
+        part.type == "image" for m in msgs for part in m.parts
+    ):
+        raise CapabilityError(
+            f"model {cfg.id!r} does not take images (capabilities.images: false in models.yaml)",
+            capability="images",
+            model=cfg.id,
+        )
     return request, notes
+
+
+def _portable(cfg: ModelConfig, given: Mapping[str, Any]) -> dict[str, Any]:
+    """Tools, tool choice, output schema and reasoning: normalised, checked against the
+    model's declared capabilities (a capability declared false is refused here)."""
+    try:
+        tools = normalize_tools(given.get("tools"))
+        choice = normalize_tool_choice(given.get("tool_choice"), tools)
+        response_format = normalize_response_format(given.get("response_format"))
+        reasoning = normalize_reasoning(given.get("reasoning"))
+    except ValueError as exc:
+        raise InvalidRequestError(str(exc)) from None
+    parallel = given.get("parallel_tool_calls")
+    if parallel is not None and not isinstance(parallel, bool):
+        raise InvalidRequestError("parallel_tool_calls must be true or false")
+    caps = cfg.capabilities
+    needs = [
+        ("tools", bool(tools), caps.tools is False),
+        ("parallel_tool_calls", parallel is True, caps.parallel_tool_calls is False),
+        ("structured_output", response_format is not None, caps.structured_output == "none"),
+        ("reasoning", reasoning is not None, caps.reasoning == "none"),
+    ]
+    for name, wanted, refused in needs:
+        if wanted and refused:
+            raise CapabilityError(
+                f"model {cfg.id!r} does not support {name} (capabilities in models.yaml)",
+                capability=name,
+                model=cfg.id,
+            )
+    if reasoning is not None and caps.reasoning == "effort" and reasoning.effort is None:
+        raise InvalidRequestError(
+            f"model {cfg.id!r} takes a reasoning effort (low, medium or high), not a budget"
+        )
+    return {
+        "tools": tools,
+        "tool_choice": choice,
+        "parallel_tool_calls": parallel,
+        "response_format": response_format,
+        "reasoning": reasoning,
+    }
 
 
 def _check_types(explicit: Mapping[str, Any]) -> None:

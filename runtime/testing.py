@@ -23,7 +23,20 @@ from typing import Any, ClassVar
 
 from . import errors
 from .providers.base import ChatProvider
-from .types import ChatRequest, FinishReason, ProviderResponse, StreamEnd, TextDelta, Usage
+from .types import (
+    ChatRequest,
+    FinishReason,
+    Part,
+    ProviderResponse,
+    StreamEnd,
+    StreamEvent,
+    TextDelta,
+    TextPart,
+    ToolCall,
+    ToolCallDelta,
+    ToolCallDone,
+    Usage,
+)
 
 __all__ = ["NetworkBlockedError", "Script", "ScriptedProvider", "no_network"]
 
@@ -60,6 +73,8 @@ class Script:
     fail_after: int = 0
     finish_reason: FinishReason = "stop"
     usage: Usage | None = None
+    #: Tool calls the reply makes (after its text); streamed as argument fragments.
+    tool_calls: Sequence[ToolCall] = ()
 
     @classmethod
     def from_option(cls, item: Any) -> Script:
@@ -106,6 +121,10 @@ class ScriptedProvider(ChatProvider):
     """A provider that answers from a script; options: ``replies``, ``delay``."""
 
     streams_natively: ClassVar[bool] = True
+    content_kinds: ClassVar[frozenset[str]] = frozenset(
+        {"text", "image", "tool_call", "tool_result", "reasoning"}
+    )
+    features: ClassVar[frozenset[str]] = frozenset({"tools", "structured_output", "reasoning"})
 
     def _initialize_client(self, **kwargs: Any) -> None:
         replies = kwargs.pop("replies", None) or []
@@ -159,9 +178,14 @@ class ScriptedProvider(ChatProvider):
             if len(words) > request.max_tokens:
                 text = " ".join(words[: request.max_tokens])
                 return ProviderResponse(text, "length", self._usage(script, request, text))
-        return ProviderResponse(text, script.finish_reason, self._usage(script, request, text))
+        usage = self._usage(script, request, text)
+        if script.tool_calls:
+            parts: list[Part] = [TextPart(text)] if text else []
+            parts.extend(script.tool_calls)
+            return ProviderResponse(None, script.finish_reason, usage, parts=parts)
+        return ProviderResponse(text, script.finish_reason, usage)
 
-    async def stream_chat(self, request: ChatRequest) -> AsyncIterator[TextDelta | StreamEnd]:
+    async def stream_chat(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
         script = self._take(request)
         delay = script.delay or self.default_delay
         if delay:
@@ -175,8 +199,25 @@ class ScriptedProvider(ChatProvider):
             yield TextDelta(chunk)
             if script.error is not None and index + 1 >= script.fail_after:
                 raise script.error
+        for index, call in enumerate(script.tool_calls):
+            for event in _call_events(index, call):
+                yield event
         text = "".join(chunks)
         yield StreamEnd(script.finish_reason, self._usage(script, request, text))
+
+
+def _call_events(index: int, call: ToolCall) -> list[StreamEvent]:
+    """A tool call as a stream sends it: id and name, argument fragments, then done."""
+    import json
+
+    raw = json.dumps(dict(call.arguments))
+    step = max(1, len(raw) // 3)
+    events: list[StreamEvent] = [ToolCallDelta(index, call.id, call.name, raw[:step])]
+    events += [
+        ToolCallDelta(index, arguments=raw[i : i + step]) for i in range(step, len(raw), step)
+    ]
+    events.append(ToolCallDone(index, call))
+    return events
 
 
 class NetworkBlockedError(RuntimeError):

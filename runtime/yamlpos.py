@@ -245,8 +245,9 @@ _BREAKS = "\n\r\x85\u2028\u2029"
 _EMPTY_FLOW_VALUE = re.compile(r":[ \t\r\n]*[,\]}]")
 # An explicit key (`? key`): an empty value after it is placed differently, too.
 _EXPLICIT_KEY = re.compile(r"(?:^|[ \t\r\n\[{,])\?(?:[ \t\r\n]|$)")
-# A block scalar header running into a comment (`>#`): libyaml takes it, PyYAML does not.
-_HEADER_COMMENT = re.compile(r"[|>][-+0-9]*#")
+# A block scalar header running into a comment or a tab (`>#`, `>` then a tab): libyaml takes it,
+# PyYAML does not.
+_HEADER_COMMENT = re.compile(r"[|>][-+0-9]*[#\t]")
 
 
 def _pyyaml_reads_otherwise(text: str) -> int | None:

@@ -19,6 +19,7 @@ from typing import Any
 
 from ..config import ModelConfig
 from ..errors import (
+    CapabilityError,
     InvalidRequestError,
     LLMRuntimeError,
     ProviderError,
@@ -39,6 +40,7 @@ from ..types import (
 from ..types import ToolArgumentsError as _RawToolArgumentsError
 from .deadlines import guarded, timed_events
 from .limits import hold_slots
+from .output import parse_output
 from .resolve import Instances, ModelPlan, Snapshot
 from .retry import GiveUp, Next, decide_fallback, decide_retry
 
@@ -180,7 +182,12 @@ class Call:
                 else:
                     request, _ = self.args.request_for(model)
                 provider = self.instances.get(self.snapshot, plan, self.args.api_key)
-                _check_content(provider, request, model)
+                check_support(provider, request, model)
+            except CapabilityError as error:
+                if model is self.primary:
+                    raise
+                log.info("fallback %r skipped: %s", model.id, error)  # it cannot do this call
+                continue
             except LLMRuntimeError as error:
                 failures.append((model, error))
                 continue
@@ -233,7 +240,7 @@ class Call:
                     continue
                 assert self._response is not None
                 self.completion = _completion(
-                    self._response, plan, timing.clock() - started, attempts, failures
+                    self._response, plan, request, timing.clock() - started, attempts, failures
                 )
                 return
             if self.delivered:
@@ -302,15 +309,36 @@ def _slots(plan: ModelPlan) -> AbstractAsyncContextManager[None]:
     return hold_slots(plan.limiters) if plan.limiters else nullcontext()
 
 
-def _check_content(provider: LLMProvider, request: ChatRequest, model: ModelConfig) -> None:
-    """Refuse content parts the provider cannot send, before any request."""
-    kinds = type(provider).content_kinds
+def _wanted(request: ChatRequest) -> list[tuple[str, str]]:
+    """(feature, call argument) of what ``request`` asks beyond messages."""
+    out = []
+    if request.tools:
+        out.append(("tools", "tools"))
+    if request.response_format is not None:
+        out.append(("structured_output", "response_format"))
+    if request.reasoning is not None:
+        out.append(("reasoning", "reasoning"))
+    return out
+
+
+def check_support(provider: LLMProvider, request: ChatRequest, model: ModelConfig) -> None:
+    """Refuse, before any request, what the provider class cannot send (CapabilityError)."""
+    cls = type(provider)
+    for feature, argument in _wanted(request):
+        if feature not in cls.features:
+            raise CapabilityError(
+                f"model {model.id!r}: its provider class {cls.__name__} cannot send {argument}",
+                capability=feature,
+                model=model.id,
+            )
     for index, message in enumerate(request.messages):
         for part in message.parts:
-            if part.type not in kinds:
-                raise InvalidRequestError(
+            if part.type not in cls.content_kinds:
+                raise CapabilityError(
                     f"messages[{index}]: model {model.id!r} (provider class "
-                    f"{type(provider).__name__}) cannot take {part.type} content"
+                    f"{cls.__name__}) cannot take {part.type} content",
+                    capability="images" if part.type == "image" else part.type,
+                    model=model.id,
                 )
 
 
@@ -327,10 +355,14 @@ def _arguments_error(exc: _RawToolArgumentsError, plan: ModelPlan) -> ToolArgume
 def _completion(
     response: ProviderResponse,
     plan: ModelPlan,
+    request: ChatRequest,
     latency: float,
     attempts: int,
     failures: list[tuple[ModelConfig, LLMRuntimeError]],
 ) -> Completion:
+    parsed = None
+    if request.response_format is not None:
+        parsed = parse_output(response.text, request.response_format, plan.model.id)
     return Completion(
         text=response.text,
         finish_reason=response.finish_reason,
@@ -342,6 +374,7 @@ def _completion(
         provider_model=response.model,
         parts=response.parts,
         failures=tuple((m.id, e) for m, e in failures),
+        parsed=parsed,
         response_id=response.id,
     )
 

@@ -38,6 +38,8 @@ class LLMProvider(ABC):
     #: The content part types this provider can send (``runtime.types`` part ``type`` tags);
     #: the runtime refuses a request carrying any other before calling the provider.
     content_kinds: ClassVar[frozenset[str]] = frozenset({"text"})
+    #: What this class can send besides messages: "tools", "structured_output", "reasoning".
+    features: ClassVar[frozenset[str]] = frozenset()
     # A class may declare ``Options`` (a pydantic model of its providers.yaml ``options:``)
     # and ``ModelOptions`` (of a model's ``options:``, None: it takes none); the loader then
     # checks them at load time with file:line:column (see runtime.options).

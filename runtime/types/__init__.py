@@ -21,6 +21,16 @@ from .events import (
 from .messages import ROLES, Message, Role, normalize_messages, part_to_dict
 from .request import ChatRequest
 from .response import Accumulator, Completion, ProviderResponse, ToolArgumentsError
+from .tools import (
+    OutputSchema,
+    ReasoningConfig,
+    Tool,
+    ToolChoice,
+    normalize_reasoning,
+    normalize_response_format,
+    normalize_tool_choice,
+    normalize_tools,
+)
 
 __all__ = [
     "ROLES",
@@ -30,8 +40,10 @@ __all__ = [
     "FinishReason",
     "ImagePart",
     "Message",
+    "OutputSchema",
     "Part",
     "ProviderResponse",
+    "ReasoningConfig",
     "ReasoningDelta",
     "ReasoningPart",
     "Role",
@@ -39,13 +51,19 @@ __all__ = [
     "StreamEvent",
     "TextDelta",
     "TextPart",
+    "Tool",
     "ToolArgumentsError",
     "ToolCall",
     "ToolCallDelta",
     "ToolCallDone",
+    "ToolChoice",
     "ToolResult",
     "Usage",
     "UsageUpdate",
     "normalize_messages",
+    "normalize_reasoning",
+    "normalize_response_format",
+    "normalize_tool_choice",
+    "normalize_tools",
     "part_to_dict",
 ]

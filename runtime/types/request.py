@@ -8,6 +8,7 @@ from typing import Any
 
 from .content import TextPart
 from .messages import Message
+from .tools import OutputSchema, ReasoningConfig, Tool, ToolChoice
 
 __all__ = ["ChatRequest"]
 
@@ -32,6 +33,13 @@ class ChatRequest:
     options: Mapping[str, Any] = field(default_factory=dict)  # the model's provider options
     connect_timeout: float | None = None  # seconds; None: the provider's default
     read_timeout: float | None = None  # seconds between bytes; None: the provider's default
+    tools: tuple[Tool, ...] = ()
+    tool_choice: ToolChoice | None = None
+    parallel_tool_calls: bool | None = None
+    response_format: OutputSchema | None = None
+    reasoning: ReasoningConfig | None = None
+    #: The model's declared capabilities (models.yaml ``capabilities:``, unset ones omitted).
+    capabilities: Mapping[str, Any] = field(default_factory=dict)
 
     def as_prompt(self) -> str:
         """The request as one prompt string, for providers that only take text."""

@@ -79,6 +79,8 @@ class ProviderResponse:
         id: str | None = None,
     ) -> None:
         parts = tuple(parts) if parts is not None else ((TextPart(text),) if text else ())
+        if finish_reason in ("stop", "unknown") and any(isinstance(p, ToolCall) for p in parts):
+            finish_reason = "tool_calls"  # some vendors say "stop" when the model called a tool
         setattr_ = object.__setattr__
         setattr_(self, "text", text if text is not None else _text_of(parts))
         setattr_(self, "finish_reason", finish_reason)

@@ -244,6 +244,8 @@ def every_error() -> list[errors.LLMRuntimeError]:
         errors.UnknownModelError("gpt-4o-mni", "gpt-4o-mini"),
         errors.UnknownProviderError("opena", "openai"),
         errors.InvalidRequestError("bad argument"),
+        errors.CapabilityError("no tools here", capability="tools", model="m"),
+        errors.StructuredOutputError("not JSON", raw_text="{", problem="not JSON", model="m"),
         errors.TemplateError("model 'm': its chat_template broke a bound", model="m"),
         errors.RuntimeClosedError("closed"),
         errors.MissingAPIKeyError("OPENAI_API_KEY", provider="openai", model="gpt-4o-mini"),
