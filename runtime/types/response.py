@@ -201,10 +201,9 @@ class Accumulator:
             else:
                 parts.append(part.build(self.origin))
         usage = self._usage.merged(end.usage) if self._usage != Usage() else end.usage
-        finish = end.finish_reason
-        if finish in ("stop", "unknown") and any(isinstance(p, ToolCall) for p in parts):
-            finish = "tool_calls"  # some vendors say "stop" when the model called a tool
-        return ProviderResponse(None, finish, usage, end.model, raw, parts=parts, id=end.id)
+        return ProviderResponse(
+            None, end.finish_reason, usage, end.model, raw, parts=parts, id=end.id
+        )
 
 
 class _TextRun:
