@@ -19,6 +19,7 @@ __all__ = [
     "HTTPConfig",
     "LimitsConfig",
     "ModelConfig",
+    "PricingConfig",
     "ProviderConfig",
     "RetryConfig",
     "RuntimeSettings",
@@ -225,6 +226,20 @@ class Capabilities(_Frozen):
     )
 
 
+class PricingConfig(_Frozen):
+    """A model's prices in US dollars per million tokens; wins over genai-prices."""
+
+    input: float = Field(ge=0, description="USD per million prompt tokens (not cached).")
+    output: float = Field(ge=0, description="USD per million output tokens (reasoning too).")
+    cached_input: float | None = Field(
+        None, ge=0, description="USD per million prompt tokens read from the vendor's cache."
+    )
+    cache_write: float | None = Field(
+        None, ge=0, description="USD per million prompt tokens written to the vendor's cache."
+    )
+    as_of: str | None = Field(None, description="When these prices were read, e.g. 2026-11-30.")
+
+
 class ModelConfig(_Frozen):
     """One model: which provider serves it, its defaults and its parameter policy."""
 
@@ -292,6 +307,11 @@ class ModelConfig(_Frozen):
     options: dict[str, Any] = Field(
         default_factory=dict,
         description="Provider-specific settings of this model (e.g. gguf for the local provider).",
+    )
+    pricing: PricingConfig | None = Field(
+        None,
+        description="Prices of this model (USD per million tokens); without it, genai-prices' "
+        "table is used when installed.",
     )
     capabilities: Capabilities = Field(
         default_factory=lambda: Capabilities(),

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from .config import Catalog, ModelConfig, ProviderConfig
 from .engine.call import Call, CallArgs
+from .engine.observe import Observer
 from .engine.resolve import Instances, Snapshot, Timing, construct
 from .errors import RuntimeClosedError
+from .hooks import Hook, HookKind, Hooks
+from .ledger import UsageLedger
 from .providers.base import LLMProvider
 from .redact import redact
 from .request import build_request
@@ -95,7 +98,28 @@ class LLMRuntime:
     ) -> None:
         self._snapshot = Snapshot(catalog, environ=environ, timing=_timing or Timing())
         self._instances = Instances()
+        self._observer = Observer()
         self._closed = False
+
+    # ------------------------------------------------------------------ observing
+
+    @property
+    def hooks(self) -> Hooks:
+        """The runtime's hooks: ``rt.hooks.add("response", fn)`` (see ``runtime.hooks``)."""
+        return self._observer.hooks
+
+    def on(self, kind: HookKind) -> Callable[[Hook], Hook]:
+        """Decorator: ``@rt.on("error")`` registers the function as a hook of that kind."""
+
+        def register(hook: Hook) -> Hook:
+            return self._observer.hooks.add(kind, hook)
+
+        return register
+
+    @property
+    def usage(self) -> UsageLedger:
+        """Totals per model of this runtime's calls (``rt.usage.totals()``, ``.reset()``)."""
+        return self._observer.ledger
 
     # ------------------------------------------------------------------ lookup
 
@@ -159,7 +183,15 @@ class LLMRuntime:
         primary = self.model(model)
         args = CallArgs.split(prompt, messages, temperature, max_tokens, kwargs)
         first, _ = args.request_for(primary)  # argument errors surface here, at the call site
-        return Call(self._snapshot, self._instances, primary, args, stream=stream, first=first)
+        return Call(
+            self._snapshot,
+            self._instances,
+            primary,
+            args,
+            stream=stream,
+            first=first,
+            observer=self._observer,
+        )
 
     async def completion(
         self,
@@ -305,6 +337,7 @@ class LLMRuntime:
             return
         self._closed = True
         await self._instances.aclose()
+        await self._observer.hooks.drain()
 
     async def __aenter__(self) -> LLMRuntime:
         self._check_open()

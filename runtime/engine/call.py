@@ -40,6 +40,7 @@ from ..types import (
 from ..types import ToolArgumentsError as _RawToolArgumentsError
 from .deadlines import guarded, timed_events
 from .limits import hold_slots
+from .observe import CallTrace, Observer
 from .output import parse_output
 from .resolve import Instances, ModelPlan, Snapshot
 from .retry import GiveUp, Next, decide_fallback, decide_retry
@@ -136,6 +137,7 @@ class Call:
         *,
         stream: bool,
         first: ChatRequest | None = None,
+        observer: Observer | None = None,
     ) -> None:
         self.snapshot = snapshot
         self._first = first  # the primary's request, built already at the call site
@@ -143,8 +145,13 @@ class Call:
         self.primary = primary
         self.args = args
         self.stream = stream
+        self.observer = observer or Observer()
         self.completion: Completion | None = None
         self.delivered = False  # a delta reached the caller: no retry, no fallback
+        self._failures: list[tuple[ModelConfig, LLMRuntimeError]] = []
+        self._attempts = 0
+        self._waited = 0.0  # total_wait_budget spans the fallbacks of one call
+        self._started = 0.0
 
     async def result(self) -> Completion:
         """Run the call to its end and return the completion (nothing is forwarded)."""
@@ -154,98 +161,130 @@ class Call:
         return self.completion
 
     async def events(self) -> AsyncGenerator[StreamEvent, None]:
-        """The loop: yields the events of the answering attempt (only when streaming)."""
-        timing = self.snapshot.timing
-        started = timing.clock()
-        attempts = 0
-        waited = 0.0  # total_wait_budget spans the fallbacks of one call
-        failures: list[tuple[ModelConfig, LLMRuntimeError]] = []
-        for model in self.snapshot.candidates(self.primary):
-            if failures:
-                decision = decide_fallback(
-                    failures[-1][1], failures[-1][0], model, delivered=self.delivered
-                )
-                if decision is Next.SKIP:
-                    continue
-                if decision is Next.STOP:
-                    break
-                log.warning(
-                    "model %r failed (%s); falling back to %r",
-                    failures[-1][0].id,
-                    type(failures[-1][1]).__name__,
-                    model.id,
-                )
-            try:
-                plan = self.snapshot.plan(model)
-                if model is self.primary and self._first is not None:
-                    request = self._first
-                else:
-                    request, _ = self.args.request_for(model)
-                provider = self.instances.get(self.snapshot, plan, self.args.api_key)
-                check_support(provider, request, model)
-            except CapabilityError as error:
-                if model is self.primary:
-                    raise
-                log.info("fallback %r skipped: %s", model.id, error)  # it cannot do this call
-                continue
-            except LLMRuntimeError as error:
-                failures.append((model, error))
-                continue
-            request = replace(
-                request, connect_timeout=plan.timeouts.connect, read_timeout=plan.timeouts.read
-            )
-            total = self.args.timeout if self.args.timeout is not None else plan.timeouts.total
-            self._total_name = (
-                "timeout= of this call" if self.args.timeout is not None else "timeouts.total"
-            )
-            attempt = 0
-            while True:
-                attempt += 1
-                attempts += 1
-                try:
-                    async with self.instances.use(provider), _slots(plan):
-                        if self.stream:
-                            async for event in self._streamed(plan, provider, request, total):
-                                yield event
-                        else:
-                            self._response = await self._chat(plan, provider, request, total)
-                except ProviderError as error:
-                    _tag(error, plan, attempt)
-                    verdict = decide_retry(
-                        plan.retry,
-                        attempt,
-                        error,
-                        waited,
-                        delivered=self.delivered,
-                        rand=timing.rand,
-                    )
-                    if isinstance(verdict, GiveUp):
-                        failures.append((model, error))
-                        log.debug(
-                            "model %r: not retrying %s: %s",
-                            model.id,
-                            type(error).__name__,
-                            verdict.why,
-                        )
+        """The loop: candidates -> attempts; yields the answering attempt's events (streams)."""
+        self._started = self.snapshot.timing.clock()
+        trace = self.observer.start(self.primary.id, self.primary.provider, stream=self.stream)
+        try:
+            for model in self.snapshot.candidates(self.primary):
+                if self._failures:
+                    decision = self._falls_back_to(model, trace)
+                    if decision is Next.STOP:
                         break
-                    log.info(
-                        "model %r attempt %d failed (%s); retrying in %.2fs",
-                        model.id,
-                        attempt,
-                        type(error).__name__,
-                        verdict.delay,
-                    )
-                    await timing.sleep(verdict.delay)
-                    waited += verdict.delay
+                    if decision is Next.SKIP:
+                        continue
+                ready = self._prepare(model)
+                if ready is None:
                     continue
-                assert self._response is not None
-                self.completion = _completion(
-                    self._response, plan, request, timing.clock() - started, attempts, failures
+                async for event in self._attempts_of(*ready, trace):
+                    yield event
+                if self.completion is not None:
+                    return
+                if self.delivered:
+                    break
+            error = _chain_error(self._failures, delivered=self.delivered)
+        except LLMRuntimeError as raised:
+            error = raised
+        trace.failed(error, self.snapshot.timing.clock() - self._started)
+        raise error
+
+    def _falls_back_to(self, model: ModelConfig, trace: CallTrace) -> Next:
+        failed, error = self._failures[-1]
+        decision = decide_fallback(error, failed, model, delivered=self.delivered)
+        if decision is Next.TRY:
+            log.warning(
+                "model %r failed (%s); falling back to %r",
+                failed.id,
+                type(error).__name__,
+                model.id,
+            )
+            trace.fallback(failed.id, model.id, error)
+        return decision
+
+    def _prepare(self, model: ModelConfig) -> tuple[ModelPlan, ChatRequest, LLMProvider] | None:
+        """The plan, request and provider for ``model``; None when it cannot be tried."""
+        try:
+            plan = self.snapshot.plan(model)
+            if model is self.primary and self._first is not None:
+                request = self._first
+            else:
+                request, _ = self.args.request_for(model)
+            provider = self.instances.get(self.snapshot, plan, self.args.api_key)
+            check_support(provider, request, model)
+        except CapabilityError as error:
+            if model is self.primary:
+                raise
+            log.info("fallback %r skipped: %s", model.id, error)  # it cannot do this call
+            return None
+        except LLMRuntimeError as error:
+            self._failures.append((model, error))
+            return None
+        timeouts = plan.timeouts
+        request = replace(request, connect_timeout=timeouts.connect, read_timeout=timeouts.read)
+        return plan, request, provider
+
+    async def _attempts_of(
+        self, plan: ModelPlan, request: ChatRequest, provider: LLMProvider, trace: CallTrace
+    ) -> AsyncGenerator[StreamEvent, None]:
+        """Attempts on one model until one succeeds or ``decide_retry`` gives up."""
+        timing = self.snapshot.timing
+        own_limit = self.args.timeout is not None
+        total = self.args.timeout if own_limit else plan.timeouts.total
+        self._total_name = "timeout= of this call" if own_limit else "timeouts.total"
+        attempt = 0
+        while True:
+            attempt += 1
+            self._attempts += 1
+            trace.attempt(plan.model.id, plan.provider.name, request, attempt, (provider.api_key,))
+            try:
+                async with self.instances.use(provider), _slots(plan):
+                    if self.stream:
+                        async for event in self._streamed(plan, provider, request, total):
+                            yield event
+                    else:
+                        self._response = await self._chat(plan, provider, request, total)
+            except ProviderError as error:
+                _tag(error, plan, attempt)
+                verdict = decide_retry(
+                    plan.retry,
+                    attempt,
+                    error,
+                    self._waited,
+                    delivered=self.delivered,
+                    rand=timing.rand,
                 )
-                return
-            if self.delivered:
-                break
-        raise _chain_error(failures, delivered=self.delivered)
+                if isinstance(verdict, GiveUp):
+                    self._failures.append((plan.model, error))
+                    log.debug(
+                        "model %r: not retrying %s: %s",
+                        plan.model.id,
+                        type(error).__name__,
+                        verdict.why,
+                    )
+                    return
+                log.info(
+                    "model %r attempt %d failed (%s); retrying in %.2fs",
+                    plan.model.id,
+                    attempt,
+                    type(error).__name__,
+                    verdict.delay,
+                )
+                trace.retry(plan.model.id, attempt, verdict.delay, error)
+                await timing.sleep(verdict.delay)
+                self._waited += verdict.delay
+                continue
+            assert self._response is not None
+            completion = _completion(
+                self._response,
+                plan,
+                request,
+                timing.clock() - self._started,
+                self._attempts,
+                self._failures,
+            )
+            self.completion = trace.succeeded(
+                completion, pricing=plan.model.pricing, base_url=provider.base_url
+            )
+            return
 
     _response: ProviderResponse | None = None
     _total_name = "timeouts.total"

@@ -8,7 +8,7 @@ so a non-streamed and a streamed reply cannot be read differently.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +27,8 @@ from .events import (
 from .messages import Message
 
 __all__ = ["Accumulator", "Completion", "ProviderResponse", "ToolArgumentsError"]
+
+_NOT_PRICED: Any = object()
 
 
 class ToolArgumentsError(ValueError):
@@ -266,6 +268,23 @@ class Completion:
     failures: tuple[tuple[str, Exception], ...] = field(default=(), compare=False)
     parsed: Any = None  # the validated structured output, when response_format was given
     response_id: str | None = None
+    #: Prices the call when ``cost`` is first read (set by the runtime; see runtime.pricing).
+    pricer: Callable[[], Any] | None = field(default=None, repr=False, compare=False)
+    _cost: Any = field(default=_NOT_PRICED, repr=False, compare=False)
+
+    @property
+    def cost(self) -> Any:
+        """What the call cost (``runtime.pricing.Cost``), or None when it is not known.
+
+        Computed when first read, never during the call; never 0 for "unknown".
+        """
+        if self._cost is _NOT_PRICED:
+            try:
+                value = self.pricer() if self.pricer is not None else None
+            except Exception:  # a price is never worth an error
+                value = None
+            object.__setattr__(self, "_cost", value)
+        return self._cost
 
     @property
     def tool_calls(self) -> tuple[ToolCall, ...]:

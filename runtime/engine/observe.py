@@ -1,0 +1,159 @@
+"""The one place a call is observed: hooks, the usage ledger, the log line and tracing.
+
+The call loop tells ``Observer`` what happens (an attempt starts, a retry, a fallback, the
+end); the observer tells the hooks, the ledger, the ``runtime`` logger (one INFO line per
+call, DEBUG details) and, when configured, OpenTelemetry. With no hook, no tracer and
+logging at WARNING, the cost per call is a few attribute reads.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from dataclasses import replace
+from typing import Any
+
+from ..hooks import (
+    ErrorEvent,
+    FallbackEvent,
+    HookKind,
+    Hooks,
+    RequestEvent,
+    ResponseEvent,
+    RetryEvent,
+    StreamEndEvent,
+    safe_params,
+)
+from ..ledger import UsageLedger
+from ..pricing import PriceBook, cost_of
+from ..types import ChatRequest, Completion
+
+__all__ = ["CallTrace", "Observer"]
+
+log = logging.getLogger("runtime")
+_ids = itertools.count(1)
+
+
+class Observer:
+    """Hooks, ledger, logging and tracing of one runtime."""
+
+    def __init__(self) -> None:
+        self.hooks = Hooks()
+        self.ledger = UsageLedger()
+        self.prices = PriceBook()
+        self.tracer: Any = None  # runtime.tracing.Tracer, when OpenTelemetry is set up
+
+    def start(self, model: str, provider: str, *, stream: bool) -> CallTrace:
+        return CallTrace(self, next(_ids), model, provider, stream)
+
+
+class CallTrace:
+    """What one call has done so far, for the observer."""
+
+    __slots__ = ("call_id", "model", "observer", "provider", "span", "stream")
+
+    def __init__(
+        self, observer: Observer, call_id: int, model: str, provider: str, stream: bool
+    ) -> None:
+        self.observer = observer
+        self.call_id = call_id
+        self.model = model
+        self.provider = provider
+        self.stream = stream
+        tracer = observer.tracer
+        self.span = tracer.start(model, provider, stream) if tracer is not None else None
+
+    def attempt(
+        self,
+        model: str,
+        provider: str,
+        request: ChatRequest,
+        attempt: int,
+        secrets: tuple[str | None, ...] = (),
+    ) -> None:
+        hooks = self.observer.hooks
+        if self.span is not None:
+            self.span.request(model, provider, request)
+        if hooks.wants("request"):
+            hooks.emit(
+                RequestEvent(
+                    self.call_id,
+                    model,
+                    provider,
+                    request.model,
+                    attempt,
+                    self.stream,
+                    safe_params(
+                        {
+                            **request.params,
+                            "temperature": request.temperature,
+                            "max_tokens": request.max_tokens,
+                        },
+                        secrets,
+                    ),
+                )
+            )
+
+    def retry(self, model: str, attempt: int, delay: float, error: Exception) -> None:
+        if self.span is not None:
+            self.span.event("retry", model=model, attempt=attempt, delay=delay, error=error)
+        if self.observer.hooks.wants("retry"):
+            self.observer.hooks.emit(RetryEvent(self.call_id, model, attempt, delay, error))
+
+    def fallback(self, failed: str, nxt: str, error: Exception) -> None:
+        if self.span is not None:
+            self.span.event("fallback", model=failed, next=nxt, error=error)
+        if self.observer.hooks.wants("fallback"):
+            self.observer.hooks.emit(FallbackEvent(self.call_id, failed, nxt, error))
+
+    def succeeded(
+        self, completion: Completion, *, pricing: Any, base_url: str | None
+    ) -> Completion:
+        """Price lazily, record, tell everyone; returns the completion to give the caller."""
+        book = self.observer.prices
+        model_ref = completion.provider_model or completion.model
+        usage = completion.usage
+
+        def price() -> Any:
+            return cost_of(book.card(pricing, model_ref, base_url, block=True), usage)
+
+        completion = replace(completion, pricer=price)
+        self.observer.ledger.record(completion, book.card(pricing, model_ref, base_url))
+        if self.span is not None:
+            self.span.end(completion)
+        hooks = self.observer.hooks
+        kind: HookKind = "stream_end" if self.stream else "response"
+        if hooks.wants(kind):
+            event = StreamEndEvent if self.stream else ResponseEvent
+            hooks.emit(event(self.call_id, completion))
+        if log.isEnabledFor(logging.INFO):
+            u = completion.usage
+            log.info(
+                "call %s model=%r provider=%r latency=%.3fs tokens=%s+%s attempts=%d%s",
+                "stream" if self.stream else "generate",
+                completion.model,
+                completion.provider,
+                completion.latency,
+                u.prompt_tokens if u.prompt_tokens is not None else "?",
+                u.completion_tokens if u.completion_tokens is not None else "?",
+                completion.attempts,
+                f" fallback_from={[m for m, _ in completion.failures]!r}"
+                if completion.failures
+                else "",
+            )
+        return completion
+
+    def failed(self, error: Exception, latency: float) -> None:
+        self.observer.ledger.record_error(self.model)
+        if self.span is not None:
+            self.span.fail(error)
+        hooks = self.observer.hooks
+        if hooks.wants("error"):
+            hooks.emit(ErrorEvent(self.call_id, self.model, error, latency, self.stream))
+        log.info(
+            "call %s model=%r failed: %s after %.3fs",
+            "stream" if self.stream else "generate",
+            self.model,
+            type(error).__name__,
+            latency,
+        )
