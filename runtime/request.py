@@ -81,53 +81,11 @@ def plan_request(
     model's policy: ``unsupported_params`` are dropped (or refused), ``fixed_params`` pinned.
     A ``chat_template`` renders messages into ``ChatRequest.prompt``.
     """
-    if (prompt is None) == (messages is None):
-        raise InvalidRequestError("give exactly one of prompt= or messages=")
-    reserved = RESERVED.intersection(kwargs)
-    if reserved:
-        raise InvalidRequestError(
-            f"{', '.join(sorted(reserved))}: set by the runtime, not a call parameter"
-        )
-    owned = RUNTIME_OWNED.intersection(kwargs)
-    if owned:
-        raise InvalidRequestError(
-            f"{', '.join(sorted(owned))}: taken by the runtime per call (generate, stream, "
-            "completion), never sent as a request parameter"
-        )
-    if prompt is not None:
-        if not isinstance(prompt, str):
-            raise InvalidRequestError(f"prompt must be a string, not {type(prompt).__name__}")
-        if not prompt.strip():
-            raise InvalidRequestError("prompt is empty: give the text to complete")
-        msgs: tuple[Message, ...] = (Message("user", prompt),)
-    else:
-        try:
-            msgs = normalize_messages(messages or ())
-        except ValueError as exc:
-            raise InvalidRequestError(str(exc)) from None
-
+    msgs = _messages(prompt, messages, kwargs)
     kwargs = dict(kwargs)
     portable = {name: kwargs.pop(name) for name in PORTABLE & kwargs.keys()}
     features = _portable(cfg, portable)
-    explicit = dict(kwargs)  # what the caller asked for, to judge the policy
-    if temperature is not None:
-        explicit["temperature"] = temperature
-    if max_tokens is not None:
-        explicit["max_tokens"] = max_tokens
-    if cfg.max_tokens_param != "max_tokens" and cfg.max_tokens_param in explicit:
-        explicit["max_tokens"] = explicit.pop(cfg.max_tokens_param)
-    _check_types(explicit)
-
-    params: dict[str, Any] = {
-        "temperature": cfg.default_temperature,
-        "max_tokens": cfg.default_max_tokens,
-    }
-    extra = dict(cfg.extra_params)
-    if cfg.max_tokens_param != "max_tokens" and cfg.max_tokens_param in extra:
-        extra["max_tokens"] = extra.pop(cfg.max_tokens_param)
-    params.update(extra)
-    params.update(explicit)
-    notes = _apply_policy(cfg, params, explicit)
+    params, notes = _merged(cfg, temperature, max_tokens, kwargs)
 
     rendered = prompt
     if cfg.chat_template is not None and prompt is None:
@@ -196,6 +154,61 @@ def _portable(cfg: ModelConfig, given: Mapping[str, Any]) -> dict[str, Any]:
         "response_format": response_format,
         "reasoning": reasoning,
     }
+
+
+def _messages(
+    prompt: str | None,
+    messages: Iterable[Message | Mapping[str, Any]] | None,
+    kwargs: Mapping[str, Any],
+) -> tuple[Message, ...]:
+    """The call's messages (a prompt is one user message); its arguments checked."""
+    if (prompt is None) == (messages is None):
+        raise InvalidRequestError("give exactly one of prompt= or messages=")
+    reserved = RESERVED.intersection(kwargs)
+    if reserved:
+        raise InvalidRequestError(
+            f"{', '.join(sorted(reserved))}: set by the runtime, not a call parameter"
+        )
+    owned = RUNTIME_OWNED.intersection(kwargs)
+    if owned:
+        raise InvalidRequestError(
+            f"{', '.join(sorted(owned))}: taken by the runtime per call (generate, stream, "
+            "completion), never sent as a request parameter"
+        )
+    if prompt is not None:
+        if not isinstance(prompt, str):
+            raise InvalidRequestError(f"prompt must be a string, not {type(prompt).__name__}")
+        if not prompt.strip():
+            raise InvalidRequestError("prompt is empty: give the text to complete")
+        return (Message("user", prompt),)
+    try:
+        return normalize_messages(messages or ())
+    except ValueError as exc:
+        raise InvalidRequestError(str(exc)) from None
+
+
+def _merged(
+    cfg: ModelConfig, temperature: float | None, max_tokens: int | None, kwargs: dict[str, Any]
+) -> tuple[dict[str, Any], tuple[PolicyNote, ...]]:
+    """call arguments > extra_params > defaults, then the model's parameter policy."""
+    explicit = dict(kwargs)  # what the caller asked for, to judge the policy
+    if temperature is not None:
+        explicit["temperature"] = temperature
+    if max_tokens is not None:
+        explicit["max_tokens"] = max_tokens
+    if cfg.max_tokens_param != "max_tokens" and cfg.max_tokens_param in explicit:
+        explicit["max_tokens"] = explicit.pop(cfg.max_tokens_param)
+    _check_types(explicit)
+    params: dict[str, Any] = {
+        "temperature": cfg.default_temperature,
+        "max_tokens": cfg.default_max_tokens,
+    }
+    extra = dict(cfg.extra_params)
+    if cfg.max_tokens_param != "max_tokens" and cfg.max_tokens_param in extra:
+        extra["max_tokens"] = extra.pop(cfg.max_tokens_param)
+    params.update(extra)
+    params.update(explicit)
+    return params, _apply_policy(cfg, params, explicit)
 
 
 def _check_types(explicit: Mapping[str, Any]) -> None:

@@ -256,6 +256,8 @@ def test_sizes_are_refused_before_the_memory_is_taken(source: str) -> None:
 def test_sum_adds_through_the_bounded_plus(monkeypatch: pytest.MonkeyPatch) -> None:
     # Python's sum() concatenates lists in C, quadratically, with no step between items.
     source = "{{ (range(300)|batch(1)|list|sum(start=[]))|length }}"
+    # Not the deadline's test: a loaded machine must not turn this into a timeout.
+    monkeypatch.setattr(templates, "MAX_SECONDS", 60.0)
     assert render_chat_template(source, HI) == "300"
     monkeypatch.setattr(templates, "MAX_STEPS", 500)  # the list alone takes about 300
     assert re.fullmatch(STEPS.replace("100000", "500"), refusal(source))
