@@ -545,7 +545,7 @@ async def test_completion_is_derived_from_chat(
 
 # --------------------------------------------------------------------------- failures
 
-FUTURE = email.utils.formatdate(time.time() + 3600, usegmt=True)
+FUTURE = "<an HTTP date an hour from when the test runs>"  # made at run time, not at import
 
 HTTP_FAILURES = [
     pytest.param(
@@ -672,6 +672,8 @@ async def test_rate_limit(
     stream: bool,
 ) -> None:
     message = "Number of request tokens has exceeded your per-minute rate limit"
+    in_an_hour = email.utils.formatdate(time.time() + 3600, usegmt=True)
+    headers = {k: in_an_hour if v == FUTURE else v for k, v in headers.items()}
     server.queue(error_reply(429, "rate_limit_error", message, headers=headers))
     with pytest.raises(RateLimitError) as info:
         await call(provider, req(), stream=stream)

@@ -484,7 +484,10 @@ async def test_refusal_raises_content_filtered(
 # --------------------------------------------------------------------------- failures
 
 
-HTTP_DATE_IN_AN_HOUR = email.utils.formatdate(time.time() + 3600, usegmt=True)
+def http_date_in_an_hour() -> str:
+    """Made when the test runs (not at import: a long suite would age it)."""
+    return email.utils.formatdate(time.time() + 3600, usegmt=True)
+
 
 FAILURES = [
     pytest.param(
@@ -667,7 +670,9 @@ async def test_chat_failures(
 
 
 async def test_retry_after_http_date(any_provider: ChatProvider, server: LoopbackServer) -> None:
-    server.queue(Reply(429, error_body("slow down"), headers={"retry-after": HTTP_DATE_IN_AN_HOUR}))
+    server.queue(
+        Reply(429, error_body("slow down"), headers={"retry-after": http_date_in_an_hour()})
+    )
     with pytest.raises(RateLimitError) as info:
         await any_provider.chat(ChatRequest(model=MODEL, messages=USER))
     assert info.value.retry_after is not None
