@@ -12,11 +12,13 @@ import logging
 import os
 from collections.abc import Mapping
 
-from .config import ModelConfig, ProviderConfig
+from .config import Catalog, ModelConfig, ProviderConfig
 from .errors import (
     AuthenticationError,
     BadRequestError,
+    CapabilityError,
     ConfigError,
+    ConfigProblem,
     ContentFilteredError,
     ContextLengthExceededError,
     InvalidRequestError,
@@ -33,24 +35,41 @@ from .errors import (
     ResponseTooLargeError,
     RuntimeClosedError,
     ServerError,
+    StructuredOutputError,
     TemplateError,
+    ToolArgumentsError,
     UnknownModelError,
     UnknownProviderError,
 )
 from .providers.base import ChatProvider, LLMProvider
 from .providers.registry import register_provider
-from .service import CompletionStream, LLMRuntime
-from .types import Completion, Message, Usage
+from .service import CompletionStream, EventStream, LLMRuntime
+from .types import (
+    Completion,
+    ImagePart,
+    Message,
+    ReasoningPart,
+    TextPart,
+    Tool,
+    ToolCall,
+    ToolResult,
+    Usage,
+)
 
 __all__ = [
     "AuthenticationError",
     "BadRequestError",
+    "CapabilityError",
+    "Catalog",
     "ChatProvider",
     "Completion",
     "CompletionStream",
     "ConfigError",
+    "ConfigProblem",
     "ContentFilteredError",
     "ContextLengthExceededError",
+    "EventStream",
+    "ImagePart",
     "InvalidRequestError",
     "LLMProvider",
     "LLMRuntime",
@@ -67,10 +86,17 @@ __all__ = [
     "ProviderError",
     "ProviderTimeoutError",
     "RateLimitError",
+    "ReasoningPart",
     "ResponseTooLargeError",
     "RuntimeClosedError",
     "ServerError",
+    "StructuredOutputError",
     "TemplateError",
+    "TextPart",
+    "Tool",
+    "ToolArgumentsError",
+    "ToolCall",
+    "ToolResult",
     "UnknownModelError",
     "UnknownProviderError",
     "Usage",
