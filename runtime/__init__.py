@@ -126,5 +126,9 @@ def load_runtime(
     """
     from .loader import load_catalog
 
-    catalog = load_catalog(providers, models, strict=strict, environ=environ)
-    return LLMRuntime(catalog, environ=environ)
+    def read() -> Catalog:
+        return load_catalog(providers, models, strict=strict, environ=environ)
+
+    runtime = LLMRuntime(read(), environ=environ)
+    runtime._source = read  # what reload() reads again
+    return runtime

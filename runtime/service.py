@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -9,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 from .config import Catalog, ModelConfig, ProviderConfig
 from .engine.call import Call, CallArgs
 from .engine.observe import Observer
-from .engine.resolve import Instances, Snapshot, Timing, construct
-from .errors import RuntimeClosedError
+from .engine.resolve import Instances, Snapshot, Timing, construct, provider_key
+from .errors import LLMRuntimeError, RuntimeClosedError
 from .hooks import Hook, HookKind, Hooks
 from .ledger import UsageLedger
 from .providers.base import LLMProvider
@@ -22,6 +26,8 @@ if TYPE_CHECKING:
     from .sync import SyncRuntime
 
 __all__ = ["CompletionStream", "EventStream", "LLMRuntime"]
+
+log = logging.getLogger("runtime")
 
 Messages = Iterable[Message | Mapping[str, Any]]
 
@@ -97,9 +103,95 @@ class LLMRuntime:
         _timing: Timing | None = None,
     ) -> None:
         self._snapshot = Snapshot(catalog, environ=environ, timing=_timing or Timing())
+        self._environ = environ
         self._instances = Instances()
         self._observer = Observer()
         self._closed = False
+        #: How reload() reads the catalog again (set by load_runtime; None: no files).
+        self._source: Callable[[], Catalog] | None = None
+        self._watcher: asyncio.Task[None] | None = None
+        self._reload_lock: asyncio.Lock | None = None
+
+    # ------------------------------------------------------------------ reload
+
+    async def reload(self, catalog: Catalog | None = None) -> Catalog:
+        """Read the YAML files again (or take ``catalog``) and swap the snapshot atomically.
+
+        Calls in flight finish on the snapshot they started with; providers whose settings
+        did not change keep their clients and pools; removed or changed ones are closed once
+        their last call ends. An invalid file raises ConfigError (file:line) and the running
+        configuration stays as it was.
+        """
+        self._check_open()
+        if self._reload_lock is None:
+            self._reload_lock = asyncio.Lock()
+        async with self._reload_lock:
+            if catalog is None:
+                if self._source is None:
+                    raise RuntimeClosedError(
+                        "this LLMRuntime was built from a Catalog, not from files: pass the "
+                        "new catalog to reload(catalog)"
+                    )
+                catalog = await asyncio.to_thread(self._source)
+            old = self._snapshot
+            new = Snapshot(catalog, environ=self._environ, timing=old.timing, previous=old)
+            keep = set()
+            for model in catalog.models.values():
+                try:
+                    config = new.provider_config(model)
+                except LLMRuntimeError:
+                    continue
+                keep.add((config.name, provider_key(config)))
+            self._snapshot = new  # one reference: a call sees the old or the new, never half
+            retired = self._instances.retire_unless(keep)
+            log.info(
+                "reloaded the catalog: %d providers, %d models (%d provider instances retired)",
+                len(catalog.providers),
+                len(catalog.models),
+                retired,
+            )
+            return catalog
+
+    def watch(self, interval: float = 1.0, debounce: float = 0.5) -> asyncio.Task[None]:
+        """Reload when a YAML file of the catalog changes (polled every ``interval`` s, a
+        change applied once the file has been still for ``debounce`` s); off by default.
+
+        A reload that fails is logged (the running config stays); ``aclose()`` stops it.
+        """
+        self._check_open()
+        if self._watcher is None or self._watcher.done():
+            self._watcher = asyncio.get_running_loop().create_task(
+                self._watch(interval, debounce), name="llm-runtime-watch"
+            )
+        return self._watcher
+
+    async def _watch(self, interval: float, debounce: float) -> None:
+        def stamps() -> dict[str, float | None]:
+            out: dict[str, float | None] = {}
+            for source in self.catalog.sources:
+                try:
+                    out[source] = os.stat(source).st_mtime_ns
+                except OSError:
+                    out[source] = None
+            return out
+
+        seen = stamps()
+        while True:
+            await asyncio.sleep(interval)
+            now = stamps()
+            if now == seen:
+                continue
+            await asyncio.sleep(debounce)
+            if stamps() != now:
+                continue  # still being written: look again next round
+            seen = now
+            try:
+                await self.reload()
+            except LLMRuntimeError as exc:
+                log.warning(
+                    "reload after a file change failed; keeping the running config: %s", exc
+                )
+                seen = stamps()
 
     # ------------------------------------------------------------------ observing
 
@@ -336,6 +428,10 @@ class LLMRuntime:
         if self._closed:
             return
         self._closed = True
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
         await self._instances.aclose()
         await self._observer.hooks.drain()
 

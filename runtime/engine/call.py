@@ -225,7 +225,17 @@ class Call:
     async def _attempts_of(
         self, plan: ModelPlan, request: ChatRequest, provider: LLMProvider, trace: CallTrace
     ) -> AsyncGenerator[StreamEvent, None]:
-        """Attempts on one model until one succeeds or ``decide_retry`` gives up."""
+        """Attempts on one model until one succeeds or ``decide_retry`` gives up.
+
+        The provider is held for all of them: a reload does not close it between attempts.
+        """
+        async with self.instances.use(provider):
+            async for event in self._retrying(plan, request, provider, trace):
+                yield event
+
+    async def _retrying(
+        self, plan: ModelPlan, request: ChatRequest, provider: LLMProvider, trace: CallTrace
+    ) -> AsyncGenerator[StreamEvent, None]:
         timing = self.snapshot.timing
         own_limit = self.args.timeout is not None
         total = self.args.timeout if own_limit else plan.timeouts.total
@@ -236,7 +246,7 @@ class Call:
             self._attempts += 1
             trace.attempt(plan.model.id, plan.provider.name, request, attempt, (provider.api_key,))
             try:
-                async with self.instances.use(provider), _slots(plan):
+                async with _slots(plan):
                     if self.stream:
                         async for event in self._streamed(plan, provider, request, total):
                             yield event

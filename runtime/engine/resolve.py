@@ -21,7 +21,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
@@ -100,7 +100,12 @@ class Snapshot:
     """
 
     def __init__(
-        self, catalog: Catalog, *, environ: Mapping[str, str] | None, timing: Timing
+        self,
+        catalog: Catalog,
+        *,
+        environ: Mapping[str, str] | None,
+        timing: Timing,
+        previous: Snapshot | None = None,
     ) -> None:
         self.catalog = catalog
         self.environ: Mapping[str, str] = os.environ if environ is None else environ
@@ -108,6 +113,22 @@ class Snapshot:
         self._plans: dict[str, ModelPlan] = {}
         self._limiters: dict[str, Limiter] = {}
         self._classes: dict[str, type[LLMProvider]] = {}
+        if previous is not None:
+            # A reload keeps the limiters whose limits did not change: calls in flight and
+            # new ones share the same slots and rate window.
+            self._limiters = {
+                key: limiter
+                for key, limiter in previous._limiters.items()
+                if limiter.config == self._limits_of(key)
+            }
+
+    def _limits_of(self, key: str) -> Any:
+        kind, _, name = key.partition(":")
+        if kind == "provider":
+            config = self.catalog.providers.get(name)
+        else:
+            config = self.catalog.models.get(name)  # type: ignore[assignment]
+        return config.limits if config is not None else None
 
     def model(self, model_id: str) -> ModelConfig:
         """The ModelConfig of ``model_id``; raises UnknownModelError with a suggestion."""
@@ -161,11 +182,7 @@ class Snapshot:
                 http=merge_layers(HTTPConfig, settings.http, config.http),
                 limiters=self._limiters_for(model, config),
                 key_env=model.requires_api_key_env or config.api_key_env,
-                options_key=json.dumps(
-                    [config.options, config.http.model_dump() if config.http else None],
-                    sort_keys=True,
-                    default=repr,
-                ),
+                options_key=provider_key(config),
             )
         return plan
 
@@ -230,6 +247,15 @@ class Snapshot:
                     )
                 return value
         return plan.provider.base_url
+
+
+def provider_key(config: ProviderConfig) -> str:
+    """What defines a provider's instances besides key and base URL: class, options, HTTP."""
+    return json.dumps(
+        [config.class_path, config.options, config.http.model_dump() if config.http else None],
+        sort_keys=True,
+        default=repr,
+    )
 
 
 def check_key(value: str, what: str, provider: str) -> str:
@@ -326,6 +352,18 @@ class Instances:
                 retired = self._retired.pop(ident, None)
                 if retired is not None:
                     self._close_soon(retired)
+
+    def retire_unless(self, keep: set[tuple[str, str]]) -> int:
+        """Retire instances whose (provider name, provider_key) is not in ``keep``.
+
+        Each is closed once its last call has ended; returns how many were retired.
+        """
+        retired = 0
+        for table in (self._shared, self._tenants):
+            for key in [k for k in table if (k[0], k[2]) not in keep]:
+                self._retire(table.pop(key))
+                retired += 1
+        return retired
 
     def all(self) -> list[LLMProvider]:
         return [*self._shared.values(), *self._tenants.values(), *self._retired.values()]
