@@ -115,6 +115,17 @@ def _build_parser() -> argparse.ArgumentParser:
             "first, then the prompt)",
         )
         p.add_argument("--system", help="a system message to send first")
+        p.add_argument(
+            "--template", metavar="NAME", help="a named prompt template (models.yaml templates:)"
+        )
+        p.add_argument(
+            "--var",
+            action="append",
+            type=_variable,
+            default=[],
+            metavar="NAME=VALUE",
+            help="a template variable (VALUE @FILE reads the file)",
+        )
         p.add_argument("--temperature", type=float)
         p.add_argument("--max-tokens", type=int)
         p.add_argument(
@@ -128,6 +139,9 @@ def _build_parser() -> argparse.ArgumentParser:
         )
         if name == "complete":
             p.add_argument("--no-stream", action="store_true", help="wait for the whole answer")
+            p.add_argument(
+                "-u", "--usage", action="store_true", help="print usage and cost on stderr"
+            )
             p.add_argument(
                 "--json", action="store_true", help="print the result with usage as JSON"
             )
@@ -249,13 +263,34 @@ class _UsageError(Exception):
     """A usage problem found after parsing: exit 2 with one line."""
 
 
+def _variable(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    if value.startswith("@"):
+        try:
+            with open(value[1:], encoding="utf-8") as handle:
+                value = handle.read()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise argparse.ArgumentTypeError(f"{name}: cannot read {value[1:]!r}: {exc}") from None
+    return name, value
+
+
 def _call_args(args: argparse.Namespace) -> dict[str, Any]:
-    prompt = _prompt(args)
     call: dict[str, Any] = dict(args.param)
     if args.temperature is not None:
         call["temperature"] = args.temperature
     if args.max_tokens is not None:
         call["max_tokens"] = args.max_tokens
+    if args.template is not None:
+        if args.prompt is not None or args.system:
+            raise _UsageError("--template makes the messages: give no prompt and no --system")
+        call["template"] = args.template
+        call["variables"] = dict(args.var)
+        return call
+    if args.var:
+        raise _UsageError("--var goes with --template")
+    prompt = _prompt(args)
     if args.system:
         call["messages"] = [
             {"role": "system", "content": args.system},
@@ -297,11 +332,18 @@ async def _complete(rt: Any, args: argparse.Namespace, out: TextIO) -> int:
                     "latency": round(result.latency, 3),
                     "usage": {k: v for k, v in asdict(result.usage).items() if v is not None},
                     "fallbacks": [{"model": m, "error": str(e)} for m, e in result.failures],
+                    "tool_calls": [
+                        {"id": c.id, "name": c.name, "arguments": dict(c.arguments)}
+                        for c in result.tool_calls
+                    ],
+                    "reasoning": result.reasoning,
+                    "cost": _cost_json(result.cost),
                 }
                 out.write(json.dumps(data, indent=2) + "\n")
             else:
                 out.write(result.text + "\n")
             _say_fallbacks(result)
+            _say_usage(result, args.usage)
             return EXIT_OK
         stream = rt.stream(model=args.model, **call)
         async with stream:
@@ -310,7 +352,32 @@ async def _complete(rt: Any, args: argparse.Namespace, out: TextIO) -> int:
                 out.flush()
         out.write("\n")
         _say_fallbacks(stream.completion)
+        _say_usage(stream.completion, args.usage)
         return EXIT_OK
+
+
+def _cost_json(cost: Any) -> Any:
+    if cost is None:
+        return None
+    return {
+        "amount": str(cost.amount),
+        "currency": cost.currency,
+        "source": cost.source,
+        "as_of": cost.as_of,
+    }
+
+
+def _say_usage(result: Any, wanted: bool) -> None:
+    if not wanted or result is None:
+        return
+    u = result.usage
+    counts = [f"prompt {u.prompt_tokens}", f"completion {u.completion_tokens}"]
+    for name in ("cached_tokens", "cache_write_tokens", "reasoning_tokens"):
+        if getattr(u, name) is not None:
+            counts.append(f"{name.removesuffix('_tokens').replace('_', ' ')} {getattr(u, name)}")
+    cost = result.cost
+    shown = str(cost) if cost is not None else "unknown (no price for this model)"
+    sys.stderr.write(f"llm-runtime: usage: {', '.join(counts)} tokens; cost {shown}\n")
 
 
 def _cmd_complete(args: argparse.Namespace, out: TextIO) -> int:

@@ -23,6 +23,7 @@ __all__ = [
     "ProviderConfig",
     "RetryConfig",
     "RuntimeSettings",
+    "TemplateConfig",
     "TimeoutConfig",
     "base_url_problem",
     "models_file_schema",
@@ -299,6 +300,10 @@ class ModelConfig(_Frozen):
         default_factory=list,
         description="Model ids tried in order when this one fails after its retries.",
     )
+    system_prompt: str | None = Field(
+        None,
+        description="A system message sent first when the call brings none of its own.",
+    )
     chat_template: str | None = Field(
         None,
         description="Jinja2 template that turns chat messages into one prompt, for providers "
@@ -340,11 +345,37 @@ class ModelConfig(_Frozen):
         return value
 
 
+class TemplateConfig(_Frozen):
+    """A named prompt template (models.yaml ``templates:``): messages from variables."""
+
+    name: str = Field(description="The template's name (its key under templates:).")
+    description: str = Field("", description="What the template is for.")
+    system: str | None = Field(
+        None, description="Jinja2 template of the system message (optional)."
+    )
+    user: str = Field(description="Jinja2 template of the user message.")
+    variables: list[str] = Field(
+        default_factory=list,
+        description="The variables the template takes; every one must be given by the call.",
+    )
+
+    @field_validator("variables")
+    @classmethod
+    def _names(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not name.isidentifier() or name.startswith("_"):
+                raise ValueError(f"{name!r} is not a variable name (letters, digits and _)")
+        if len(set(value)) != len(value):
+            raise ValueError("a variable is listed twice")
+        return value
+
+
 class Catalog(_Frozen):
     """Everything loaded from providers.yaml and models.yaml."""
 
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
     models: dict[str, ModelConfig] = Field(default_factory=dict)
+    templates: dict[str, TemplateConfig] = Field(default_factory=dict)
     settings: RuntimeSettings = Field(default_factory=lambda: RuntimeSettings())
     sources: tuple[str, ...] = ()
 
@@ -411,10 +442,20 @@ def providers_file_schema() -> dict[str, Any]:
 
 def models_file_schema() -> dict[str, Any]:
     """JSON Schema (2020-12) of models.yaml, generated from ``ModelConfig``."""
+    template = _entry_schema(TemplateConfig, "name")
+    template.pop("$defs", None)
     return _file_schema(
         "models",
         _entry_schema(ModelConfig, "id"),
         "llm-runtime models",
-        "Models: which provider serves each model id, with defaults and parameter policy.",
-        {},
+        "Models: which provider serves each model id, with defaults and parameter policy; "
+        "and named prompt templates.",
+        {
+            "templates": {
+                "type": "object",
+                "description": "Map of template name to a named prompt template.",
+                "propertyNames": {"pattern": _NAME},
+                "additionalProperties": template,
+            }
+        },
     )

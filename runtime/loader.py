@@ -35,6 +35,7 @@ from .config import (
     ModelConfig,
     ProviderConfig,
     RuntimeSettings,
+    TemplateConfig,
     models_file_schema,
     providers_file_schema,
 )
@@ -123,7 +124,7 @@ _ENTRY_MODELS: dict[Kind, tuple[type[BaseModel], str]] = {
 }
 _TOP_KEYS: dict[Kind, frozenset[str]] = {
     "providers": frozenset({"extends", "providers", "settings"}),
-    "models": frozenset({"extends", "models"}),
+    "models": frozenset({"extends", "models", "templates"}),
 }
 _ENTRY_NAME = re.compile(_NAME)  # searched, as jsonschema does with a "pattern"
 
@@ -150,6 +151,13 @@ def _prevalidated(kind: Kind, data: dict[str, Any]) -> dict[str, BaseModel] | No
     try:
         if "settings" in data:
             _strict(RuntimeSettings, data["settings"])
+        templates = data.get("templates", {})
+        if type(templates) is not dict:
+            return None
+        for name, entry in templates.items():
+            if type(entry) is not dict or "name" in entry or not _ENTRY_NAME.search(name):
+                return None
+            _strict(TemplateConfig, {**entry, "name": name})
         for name, entry in entries.items():
             if type(entry) is not dict or key_field in entry or not _ENTRY_NAME.search(name):
                 return None
@@ -285,6 +293,7 @@ class _Source:
     positions: PositionMap = field(default_factory=PositionMap)
     problems: list[ConfigProblem] = field(default_factory=list)
     bad: set[str] = field(default_factory=set)  # names of entries with problems
+    bad_templates: set[str] = field(default_factory=set)
     bad_settings: bool = False
     prebuilt: dict[str, BaseModel] | None = None  # the entries, when the strict check passed
 
@@ -293,12 +302,14 @@ class _Source:
         self.problems.append(ConfigProblem(self.file, line, column, format_path(path), message))
         if len(path) >= 2 and path[0] == self.kind:
             self.bad.add(str(path[1]))
+        elif len(path) >= 2 and path[0] == "templates":
+            self.bad_templates.add(str(path[1]))
         elif path and path[0] == "settings":
             self.bad_settings = True
 
-    def entries(self) -> dict[str, Any] | None:
-        """The ``providers:`` / ``models:`` mapping, or None when the file gives none."""
-        section = self.data.get(self.kind) if self.data is not None else None
+    def entries(self, name: str | None = None) -> dict[str, Any] | None:
+        """The ``providers:`` / ``models:`` (or ``name``) mapping; None when the file has none."""
+        section = self.data.get(name or self.kind) if self.data is not None else None
         return section if isinstance(section, dict) else None
 
 
@@ -377,6 +388,32 @@ def _merge(chain: list[_Source], kind: Kind) -> _Section:
         for name, entry in entries.items():
             section.raw[name] = (entry, source)  # a later file replaces the entry whole
     return section
+
+
+def _templates(chain: list[_Source]) -> dict[str, TemplateConfig]:
+    """The ``templates:`` of the models files (a later file's entry replaces one whole),
+    built and checked: each compiles and renders with its declared variables."""
+    from .prompts import template_problems
+
+    raw: dict[str, tuple[Any, _Source]] = {}
+    for source in chain:
+        for name, entry in (source.entries("templates") or {}).items():
+            raw[name] = (entry, source)
+    built: dict[str, TemplateConfig] = {}
+    for name, (entry, source) in raw.items():
+        if name in source.bad_templates or not isinstance(entry, dict):
+            continue
+        try:
+            template = TemplateConfig.model_validate({**entry, "name": name})
+        except ValidationError as exc:
+            _pydantic_problems(source, ("templates", name), exc)
+            continue
+        found = list(template_problems(template))
+        for field_name, message in found:
+            source.problem(("templates", name, field_name), message)
+        if not found:
+            built[name] = template
+    return built
 
 
 def _pydantic_problems(source: _Source, base: Path, exc: ValidationError) -> None:
@@ -650,6 +687,7 @@ def load_catalog(
     _build(provider_section, "providers", ProviderConfig, "name")
     _build(model_section, "models", ModelConfig, "id")
     settings = _settings(provider_chain)
+    templates = _templates(model_chain)
     _check_references(provider_section, model_section)
     if key_models is not None:
         known = list(model_section.raw)
@@ -671,6 +709,7 @@ def load_catalog(
     return Catalog(
         providers={name: config for name, (config, _) in provider_section.built.items()},
         models={mid: config for mid, (config, _) in model_section.built.items()},
+        templates=templates,
         settings=settings,
         sources=tuple(dict.fromkeys(source.file for source in chain)),
     )

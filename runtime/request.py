@@ -9,6 +9,7 @@ from typing import Any
 
 from .config import ModelConfig
 from .errors import CapabilityError, InvalidRequestError
+from .prompts import with_system_prompt
 from .types import (
     ChatRequest,
     Message,
@@ -26,7 +27,7 @@ log = logging.getLogger("runtime")
 #: Keyword arguments the runtime itself owns; a call may not pass them as parameters.
 RESERVED = frozenset({"model", "messages", "prompt", "stream"})
 #: Keyword arguments the runtime takes per call (never sent to a vendor as body fields).
-RUNTIME_OWNED = frozenset({"timeout", "api_key", "base_url"})
+RUNTIME_OWNED = frozenset({"timeout", "api_key", "base_url", "template", "variables"})
 #: Call arguments every provider receives in its own vendor's shape (ChatRequest fields).
 PORTABLE = frozenset(
     {"tools", "tool_choice", "parallel_tool_calls", "response_format", "reasoning"}
@@ -82,6 +83,10 @@ def plan_request(
     A ``chat_template`` renders messages into ``ChatRequest.prompt``.
     """
     msgs = _messages(prompt, messages, kwargs)
+    if cfg.system_prompt is not None:
+        with_system = with_system_prompt(cfg, msgs)
+        if with_system is not msgs:
+            msgs, prompt = with_system, None  # the prompt alone is no longer the request
     kwargs = dict(kwargs)
     portable = {name: kwargs.pop(name) for name in PORTABLE & kwargs.keys()}
     features = _portable(cfg, portable)

@@ -272,11 +272,14 @@ class LLMRuntime:
         stream: bool,
     ) -> Call:
         self._check_open()
-        primary = self.model(model)
-        args = CallArgs.split(prompt, messages, temperature, max_tokens, kwargs)
+        snapshot = self._snapshot  # one snapshot for the whole call, whatever reloads
+        primary = snapshot.model(model)
+        args = CallArgs.split(
+            prompt, messages, temperature, max_tokens, kwargs, snapshot.catalog.templates
+        )
         first, _ = args.request_for(primary)  # argument errors surface here, at the call site
         return Call(
-            self._snapshot,
+            snapshot,
             self._instances,
             primary,
             args,
@@ -367,12 +370,14 @@ class LLMRuntime:
         cfg = self.model(model)
         snapshot = self._snapshot
         plan = snapshot.plan(cfg)
+        template = kwargs.get("template")
         args = CallArgs.split(
             prompt,
             messages,
             kwargs.pop("temperature", None),
             kwargs.pop("max_tokens", None),
             kwargs,
+            snapshot.catalog.templates,
         )
         request, notes = args.request_for(cfg)
         timeouts = plan.timeouts
@@ -402,6 +407,10 @@ class LLMRuntime:
             "stream": streaming,
             "timeout": args.timeout if args.timeout is not None else timeouts.total,
             "parameter_policy": [str(note) for note in notes],
+            **({"template": template} if template is not None else {}),
+            "messages": redact(
+                [m.to_dict() for m in request.messages], secrets=[api_key] if api_key else ()
+            ),
             "request": redact(
                 described, getattr(provider, "secret_headers", ()), [api_key] if api_key else ()
             ),

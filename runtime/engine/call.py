@@ -17,7 +17,7 @@ from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..config import ModelConfig
+from ..config import ModelConfig, TemplateConfig
 from ..errors import (
     CapabilityError,
     InvalidRequestError,
@@ -25,6 +25,7 @@ from ..errors import (
     ProviderError,
     ToolArgumentsError,
 )
+from ..prompts import render_template
 from ..providers.base import LLMProvider
 from ..request import PolicyNote, plan_request
 from ..types import (
@@ -73,9 +74,16 @@ class CallArgs:
         temperature: float | None,
         max_tokens: int | None,
         kwargs: Mapping[str, Any],
+        templates: Mapping[str, TemplateConfig] | None = None,
     ) -> CallArgs:
-        """Take ``timeout`` and ``api_key`` out of the keyword arguments; refuse ``base_url``."""
+        """Take ``timeout``, ``api_key``, ``template`` and ``variables`` out of the keyword
+        arguments (a named template becomes the messages); refuse ``base_url``."""
         params = dict(kwargs)
+        template = params.pop("template", None)
+        variables = params.pop("variables", None)
+        if template is not None or variables is not None:
+            messages = _from_template(template, variables, prompt, messages, templates or {})
+            prompt = None
         if "base_url" in params:
             raise InvalidRequestError(
                 "base_url cannot be given per call: set base_url (or base_url_env) for the "
@@ -112,6 +120,32 @@ class CallArgs:
             max_tokens=self.max_tokens,
             **self.params,
         )
+
+
+def _from_template(
+    name: Any,
+    variables: Any,
+    prompt: str | None,
+    messages: Any,
+    templates: Mapping[str, TemplateConfig],
+) -> tuple[Message, ...]:
+    if not isinstance(name, str):
+        raise InvalidRequestError("variables= goes with template=, the name of a template")
+    if prompt is not None or messages is not None:
+        raise InvalidRequestError("give template= or prompt= / messages=, not both")
+    if variables is not None and not isinstance(variables, Mapping):
+        raise InvalidRequestError("variables must be a mapping of variable name to value")
+    template = templates.get(name)
+    if template is None:
+        from ..suggest import did_you_mean
+
+        hint = did_you_mean(name, templates)
+        extra = f" (did you mean {hint!r}?)" if hint else ""
+        raise InvalidRequestError(
+            f"unknown template {name!r}{extra}; templates are declared under templates: in "
+            "models.yaml"
+        )
+    return render_template(template, variables or {})
 
 
 def _tag(error: ProviderError, plan: ModelPlan, attempts: int) -> None:

@@ -364,6 +364,7 @@ def test_explain_scripted_echo(cli: CLI) -> None:
         "stream": False,
         "timeout": 600.0,
         "parameter_policy": [],
+        "messages": [{"role": "user", "content": "hi there"}],
         "request": {
             "call": "ScriptedProvider.chat",
             "args": {
@@ -396,6 +397,8 @@ def test_explain_openai(cli: CLI, canary_keys: None) -> None:
     assert CANARY not in cli.out + cli.err
     data = json.loads(cli.out)
     request = data.pop("request")
+    messages = data.pop("messages")
+    assert messages[-1] == {"role": "user", "content": "hi"}
     assert data == _wire(
         "gpt-4o-mini",
         "openai",
@@ -447,6 +450,8 @@ def test_explain_anthropic(cli: CLI, canary_keys: None) -> None:
     assert CANARY not in cli.out + cli.err
     data = json.loads(cli.out)
     request = data.pop("request")
+    messages = data.pop("messages")
+    assert messages[-1] == {"role": "user", "content": "hi"}
     assert data == _wire(
         "claude-sonnet",
         "anthropic",
@@ -476,6 +481,8 @@ def test_explain_gemini_stream(cli: CLI, canary_keys: None) -> None:
     assert CANARY not in cli.out + cli.err
     data = json.loads(cli.out)
     request = data.pop("request")
+    messages = data.pop("messages")
+    assert messages[-1] == {"role": "user", "content": "hi"}
     assert data == _wire(
         "gemini-2.5-flash",
         "gemini",
@@ -556,6 +563,9 @@ def test_complete_json(cli: CLI, user_files: list[str]) -> None:
         "attempts": 1,
         "usage": {"prompt_tokens": 2, "completion_tokens": 2, "total_tokens": 4},
         "fallbacks": [],
+        "tool_calls": [],
+        "reasoning": None,
+        "cost": None,
     }
 
 
