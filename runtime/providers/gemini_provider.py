@@ -43,7 +43,8 @@ Response
 
 Streaming
     Each SSE ``data:`` is a whole ``GenerateContentResponse`` chunk; Gemini sends no ``[DONE]``
-    sentinel, so the terminal event is the chunk that carries a ``finishReason``. A stream that
+    sentinel, so the terminal event is the chunk that carries a ``finishReason`` (the stream
+    is read on to its end, as the SDK does: usage may come in a later chunk). A stream that
     closes without one raises ``ProviderConnectionError`` ("stream ended before the model
     finished"); an ``{"error": ...}`` chunk raises the error its code maps to, and so does
     the bare error object Google sends after the last event of a failed stream, not framed
@@ -56,41 +57,37 @@ Errors
     ``google.rpc.ErrorInfo`` reason (e.g. ``API_KEY_INVALID``) as the vendor code, else the
     status. A 400 whose reason is ``API_KEY_INVALID`` becomes ``AuthenticationError``: the fix
     is the key, not the request. A ``google.rpc.RetryInfo`` ``retryDelay`` fills
-    ``retry_after`` when the reply had no Retry-After header.
+    ``retry_after`` when the reply had no Retry-After header. An error object inside a 200
+    reply or a ``data:`` chunk is mapped as the HTTP status its code stands for.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
-from typing import Any, ClassVar
-from urllib.parse import quote, urlencode
+from collections.abc import Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import quote
 
-from ..config import HTTPConfig
-from ..errors import (
-    ConfigError,
-    ContentFilteredError,
-    InvalidRequestError,
-    MalformedResponseError,
-    ProviderConnectionError,
-    ProviderError,
-    RuntimeClosedError,
-)
-from ..http import ErrorInfo, HTTPClient, SSEEvent, error_for_payload, finite_seconds, loads
-from ..redact import scrub
-from ..types import (
-    ChatRequest,
-    FinishReason,
-    ProviderResponse,
-    StreamEnd,
-    StreamEvent,
-    TextDelta,
-    Usage,
-)
-from .base import ChatProvider, reject_unknown_options
+from pydantic import Field
 
-__all__ = ["DEFAULT_BASE_URL", "GENERATION_FIELDS", "GeminiProvider", "parse_gemini_error"]
+from ..errors import ContentFilteredError, InvalidRequestError, MalformedResponseError
+from ..status import ErrorInfo, finite_seconds
+from ..types import ChatRequest, FinishReason, StreamEnd, StreamEvent, TextDelta, Usage
+from .wire import Route, StreamDecoder, WireOptions, WireProvider
+
+if TYPE_CHECKING:
+    from ..errors import ProviderError
+    from ..sse import SSEEvent
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "GENERATION_FIELDS",
+    "GeminiOptions",
+    "GeminiProvider",
+    "GeminiStream",
+    "build_body",
+    "parse_gemini_error",
+]
 
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com/v1beta"
 
@@ -151,7 +148,7 @@ _SAFETY_REASONS = frozenset(("SAFETY", "IMAGE_SAFETY"))
 #: ErrorInfo reasons that mean the key itself is wrong although Gemini answers 400.
 _AUTH_REASONS = frozenset(("API_KEY_INVALID",))
 
-#: gRPC status -> HTTP status, for error chunks inside a stream that carry no numeric code.
+#: gRPC status -> HTTP status, for error objects that carry no numeric code.
 _GRPC_HTTP: Mapping[str, int] = {
     "INVALID_ARGUMENT": 400,
     "FAILED_PRECONDITION": 400,
@@ -167,6 +164,18 @@ _GRPC_HTTP: Mapping[str, int] = {
 }
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?)s\s*$")
+
+
+class GeminiOptions(WireOptions):
+    """Options of a Gemini provider (providers.yaml ``options:``)."""
+
+    safety_settings: list[Any] | None = Field(
+        None,
+        description="Sent as safetySettings with every call unless the call gives its own.",
+    )
+
+
+# --------------------------------------------------------------------------- errors
 
 
 def _parse_duration(value: Any) -> float | None:
@@ -212,374 +221,26 @@ def parse_gemini_error(body: Any) -> ErrorInfo | None:
     return ErrorInfo(message, vendor_code, status, retry_after=delay)
 
 
-@dataclass(frozen=True, slots=True)
-class _Prepared:
-    """One request as it goes on the wire; ``chat``, ``stream_chat`` and ``describe`` share it."""
-
-    path: str
-    params: dict[str, str]
-    headers: dict[str, str]
-    body: dict[str, Any]
-
-
-class GeminiProvider(ChatProvider):
-    """Google Gemini (Generative Language API) over HTTP; the key travels in ``x-goog-api-key``.
-
-    Options (providers.yaml ``options:``): ``headers`` (extra static headers),
-    ``max_connections`` (pool size) and ``safety_settings`` (a list sent as
-    ``safetySettings`` with every call unless the call gives its own).
-    """
-
-    secret_headers: ClassVar[frozenset[str]] = frozenset({"x-goog-api-key"})
-    streams_natively: ClassVar[bool] = True
-    _OPTIONS: ClassVar[tuple[str, ...]] = ("headers", "max_connections", "safety_settings")
-
-    def _initialize_client(self, **options: Any) -> None:
-        reject_unknown_options("GeminiProvider", options, self._OPTIONS)
-        headers = options.get("headers") or {}
-        if not isinstance(headers, Mapping) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
-        ):
-            raise ConfigError("GeminiProvider: option headers must map header names to strings")
-        safety = options.get("safety_settings")
-        if safety is not None and not isinstance(safety, list):
-            raise ConfigError("GeminiProvider: option safety_settings must be a list")
-        max_connections = options.get("max_connections", 100)
-        if not isinstance(max_connections, int) or max_connections < 1:
-            raise ConfigError("GeminiProvider: option max_connections must be a positive integer")
-        self.base_url = (self.base_url or DEFAULT_BASE_URL).rstrip("/")
-        self._static_headers = {k.lower(): v for k, v in headers.items()}
-        self._safety_settings: list[Any] | None = safety
-        # A key given through the headers option is a secret too.
-        secrets = (self.api_key or "", self._static_headers.get("x-goog-api-key", ""))
-        self._secrets = tuple(s for s in secrets if s)
-        self._client = HTTPClient(
-            base_url=self.base_url,
-            error_parser=parse_gemini_error,
-            max_connections=max_connections,
-            secrets=self._secrets,
-        )
-
-    # ------------------------------------------------------------------ request building
-
-    def describe_request(self, request: ChatRequest, *, stream: bool = False) -> dict[str, Any]:
-        """The method, URL, headers and JSON body that ``chat`` / ``stream_chat`` send."""
-        prepared = self._prepare(request, stream)
-        query = f"?{urlencode(prepared.params)}" if prepared.params else ""
-        # content-type is set by the transport for a JSON body, accept by the SSE seam.
-        headers = {"content-type": "application/json"}
-        if stream:
-            headers["accept"] = "text/event-stream"
-        headers.update(prepared.headers)
-        return {
-            "method": "POST",
-            "url": f"{self.base_url}{prepared.path}{query}",
-            "headers": headers,
-            "json": prepared.body,
-        }
-
-    def _prepare(self, request: ChatRequest, stream: bool) -> _Prepared:
-        model = request.model
-        # "tunedModels/x" or "models/x" are full resource names; a bare name is a base model.
-        resource = model if "/" in model else f"models/{model}"
-        method = "streamGenerateContent" if stream else "generateContent"
-        headers = dict(self._static_headers)
-        if self.api_key:
-            headers["x-goog-api-key"] = self.api_key
-        return _Prepared(
-            path=f"/{quote(resource, safe='/@')}:{method}",
-            params={"alt": "sse"} if stream else {},
-            headers=headers,
-            body=self._body(request),
-        )
-
-    def _body(self, request: ChatRequest) -> dict[str, Any]:
-        system: list[dict[str, str]] = []
-        contents: list[dict[str, Any]] = []
-        for message in request.messages:
-            if message.role == "system":
-                system.append({"text": message.content})
-            else:
-                role = "model" if message.role == "assistant" else "user"
-                contents.append({"role": role, "parts": [{"text": message.content}]})
-        if not contents:
-            raise InvalidRequestError(
-                "Gemini needs at least one user or assistant message besides system messages"
-            )
-        config: dict[str, Any] = {}
-        origin: dict[str, str] = {}
-
-        def put(field: str, value: Any, source: str) -> None:
-            if field in origin:
-                raise InvalidRequestError(
-                    f"parameters {origin[field]!r} and {source!r} both set "
-                    f"generationConfig.{field}; give only one"
-                )
-            if field == "stopSequences" and isinstance(value, str):
-                value = [value]
-            origin[field] = source
-            config[field] = value
-
-        if request.max_tokens is not None:
-            put("maxOutputTokens", request.max_tokens, "max_tokens")
-        if request.temperature is not None:
-            put("temperature", request.temperature, "temperature")
-        top: dict[str, Any] = {}
-        top_origin: dict[str, str] = {}
-        for name, value in request.params.items():
-            if name in _RESERVED:
-                raise InvalidRequestError(
-                    f"parameter {name!r} cannot be set: Gemini's contents and systemInstruction "
-                    "are built from the messages"
-                )
-            if name in _GENERATION_CONFIG_PARAMS:
-                if not isinstance(value, Mapping):
-                    raise InvalidRequestError(f"parameter {name!r} must be a mapping")
-                for key, item in value.items():
-                    put(_generation_field(key) or key, item, f"{name}.{key}")
-                continue
-            field = _generation_field(name)
-            if field is not None:
-                put(field, value, name)
-                continue
-            wire = _TOP_LEVEL_ALIASES.get(name, name)
-            if wire in top_origin:
-                raise InvalidRequestError(
-                    f"parameters {top_origin[wire]!r} and {name!r} both set {wire}; give only one"
-                )
-            top_origin[wire] = name
-            top[wire] = value
-        body: dict[str, Any] = {"contents": contents}
-        if system:
-            body["systemInstruction"] = {"parts": system}
-        if config:
-            body["generationConfig"] = config
-        if self._safety_settings is not None:
-            body["safetySettings"] = list(self._safety_settings)
-        body.update(top)
-        return body
-
-    # ------------------------------------------------------------------ calls
-
-    def configure_http(self, config: HTTPConfig) -> None:
-        """Bounds on replies and cookie handling, for this provider's HTTP client."""
-        if isinstance(self._client, HTTPClient):
-            self._client.configure(config)
-
-    def _http(self) -> HTTPClient:
-        client = self._client
-        if not isinstance(client, HTTPClient) or client.closed:
-            raise RuntimeClosedError(f"{type(self).__name__} was used after aclose()")
-        # provider_name is set by the runtime after __init__; errors should carry it.
-        client.provider = self.provider_name or None
-        return client
-
-    async def chat(self, request: ChatRequest) -> ProviderResponse:
-        """One ``generateContent`` call: text, finish reason and usage."""
-        prepared = self._prepare(request, stream=False)
-        http = self._http()
-        data = await http.post_json(
-            prepared.path,
-            prepared.body,
-            headers=prepared.headers,
-            model=request.model,
-            connect_timeout=request.connect_timeout,
-            read_timeout=request.read_timeout,
-        )
-        if isinstance(data, Mapping | list) and _error_envelope(data) is not None:
-            raise self._error_from_envelope(data, request.model)
-        if not isinstance(data, Mapping):
-            raise self._malformed(
-                f"expected a JSON object, got {type(data).__name__}", request.model
-            )
-        candidate = self._candidate(data, request.model)
-        if candidate is None:
-            raise self._malformed("the reply has no candidates and no block reason", request.model)
-        text, called = self._candidate_text(candidate, request.model)
-        finish = _finish_reason(candidate.get("finishReason"), called)
-        if finish == "content_filter" and not text:
-            raise self._candidate_blocked(candidate, request.model)
-        return ProviderResponse(
-            text=text,
-            finish_reason=finish,
-            usage=_usage(data.get("usageMetadata")),
-            model=_str_or_none(data.get("modelVersion")),
-            raw=data,
-        )
-
-    async def stream_chat(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
-        """One ``streamGenerateContent?alt=sse`` call: text deltas, then one ``StreamEnd``.
-
-        Raises ``ProviderConnectionError`` when the stream closes before a chunk carried a
-        ``finishReason`` (Gemini has no other end-of-stream marker).
-        """
-        prepared = self._prepare(request, stream=True)
-        http = self._http()
-        model = request.model
-        got_text = called = False
-        finish_raw: Any = None
-        finished_candidate: Mapping[str, Any] = {}
-        usage_meta: Any = None
-        version: str | None = None
-        async with http.stream_sse(
-            prepared.path,
-            prepared.body,
-            headers=prepared.headers,
-            params=prepared.params,
-            model=model,
-            connect_timeout=request.connect_timeout,
-            read_timeout=request.read_timeout,
-            unframed=True,
-        ) as events:
-            async for event in events:
-                if event.unframed:
-                    # Text no data: line framed: Google ends a failed stream with its error
-                    # object, pretty-printed over several lines. Anything else is ignored.
-                    self._raise_unframed_error(event, model)
-                    continue
-                chunk = self._chunk(http, event, model)
-                if _error_envelope(chunk) is not None:
-                    raise self._error_from_envelope(chunk, model)
-                usage_meta = chunk.get("usageMetadata", usage_meta)
-                version = _str_or_none(chunk.get("modelVersion")) or version
-                candidate = self._candidate(chunk, model)
-                if candidate is None:
-                    continue  # e.g. a chunk that only carries usage
-                text, has_call = self._candidate_text(candidate, model)
-                called = called or has_call
-                if text:
-                    got_text = True
-                    yield TextDelta(text)
-                if candidate.get("finishReason"):
-                    finish_raw = candidate["finishReason"]
-                    finished_candidate = candidate
-        if finish_raw is None:
-            raise ProviderConnectionError(
-                "stream ended before the model finished (no chunk carried a finishReason); "
-                "the connection was probably closed early, try again",
-                provider=self.provider_name or None,
-                model=model,
-            )
-        finish = _finish_reason(finish_raw, called)
-        if finish == "content_filter" and not got_text:
-            raise self._candidate_blocked(finished_candidate, model)
-        yield StreamEnd(finish, _usage(usage_meta), version)
-
-    # ------------------------------------------------------------------ reply reading
-
-    def _chunk(self, http: HTTPClient, event: SSEEvent, model: str) -> Mapping[str, Any]:
-        data = http.parse_event(event, model=model, what="a stream event's data")
-        if isinstance(data, list) and _error_envelope(data) is not None:
-            return {"error": _error_envelope(data)}
-        if not isinstance(data, Mapping):
-            raise MalformedResponseError(
-                f"a stream event's data is a JSON {type(data).__name__}, not an object",
-                provider=self.provider_name or None,
-                model=model,
-            )
-        return data
-
-    def _raise_unframed_error(self, event: SSEEvent, model: str) -> None:
-        """Raise the error an unframed JSON error object at the end of a stream carries."""
-        try:
-            data = loads(event.data)
-        except ValueError:
-            return
-        if _error_envelope(data) is not None:
-            raise self._error_from_envelope(data, model)
-
-    def _candidate(self, data: Mapping[str, Any], model: str) -> Mapping[str, Any] | None:
-        """The first candidate (index 0); ContentFilteredError when the prompt was blocked."""
-        candidates = data.get("candidates")
-        if candidates is not None and not isinstance(candidates, list):
-            raise self._malformed("candidates is not a list", model)
-        for candidate in candidates or ():
-            if not isinstance(candidate, Mapping):
-                raise self._malformed("a candidate is not an object", model)
-            if candidate.get("index", 0) == 0:
-                return candidate
-        feedback = data.get("promptFeedback")
-        if isinstance(feedback, Mapping) and feedback.get("blockReason"):
-            reason = str(feedback["blockReason"])
-            detail = _str_or_none(feedback.get("blockReasonMessage"))
-            raise ContentFilteredError(
-                self._scrub(
-                    f"Gemini blocked the prompt (blockReason {reason}"
-                    f"{_blocked_categories(feedback.get('safetyRatings'))})"
-                    f"{f': {detail}' if detail else ''}; {_hint(reason)}"
-                ),
-                provider=self.provider_name or None,
-                model=model,
-                vendor_code=reason,
-            )
-        return None
-
-    def _candidate_text(self, candidate: Mapping[str, Any], model: str) -> tuple[str, bool]:
-        """The candidate's text (thought summaries skipped) and whether it calls a function."""
-        content = candidate.get("content")
-        if content is None:
-            return "", False
-        parts = content.get("parts", []) if isinstance(content, Mapping) else None
-        if not isinstance(parts, list):
-            raise self._malformed("candidate content has no parts list", model)
-        texts: list[str] = []
-        called = False
-        for part in parts:
-            if not isinstance(part, Mapping):
-                raise self._malformed("a content part is not an object", model)
-            called = called or "functionCall" in part
-            text = part.get("text")
-            if text is None or part.get("thought") is True:
-                continue
-            if not isinstance(text, str):
-                raise self._malformed("a content part's text is not a string", model)
-            texts.append(text)
-        return "".join(texts), called
-
-    def _candidate_blocked(self, candidate: Mapping[str, Any], model: str) -> ContentFilteredError:
-        reason = str(candidate.get("finishReason"))
-        detail = _str_or_none(candidate.get("finishMessage"))
-        return ContentFilteredError(
-            self._scrub(
-                f"Gemini blocked the answer (finishReason {reason}"
-                f"{_blocked_categories(candidate.get('safetyRatings'))})"
-                f"{f': {detail}' if detail else ''}; {_hint(reason)}"
-            ),
-            provider=self.provider_name or None,
-            model=model,
-            vendor_code=reason,
-        )
-
-    # ------------------------------------------------------------------ errors
-
-    def _error_from_envelope(self, data: Any, model: str) -> ProviderError:
-        """The error an ``{"error": ...}`` object maps to, as if it came with its HTTP status."""
-        envelope = _error_envelope(data) or {}
-        code = envelope.get("code")
-        status = code if isinstance(code, int) and 400 <= code <= 599 else None
-        if status is None:
-            status = _GRPC_HTTP.get(str(envelope.get("status")), 500)
-        return error_for_payload(
-            status,
-            {"error": envelope},
-            provider=self.provider_name or None,
-            model=model,
-            parse=parse_gemini_error,
-            secrets=self._secrets,
-        )
-
-    def _scrub(self, text: str) -> str:
-        return scrub(text, self._secrets)
-
-    def _malformed(self, what: str, model: str) -> MalformedResponseError:
-        return MalformedResponseError(
-            f"Gemini's reply does not follow the generateContent protocol: {what}",
-            provider=self.provider_name or None,
-            model=model,
-        )
+def _error_envelope(data: Any) -> Mapping[str, Any] | None:
+    """The ``error`` object of ``{"error": {...}}`` (or of a one-item list of it), else None."""
+    if isinstance(data, list) and len(data) == 1:
+        data = data[0]
+    if isinstance(data, Mapping) and isinstance(data.get("error"), Mapping):
+        return data["error"]  # type: ignore[no-any-return]
+    return None
 
 
-# ---------------------------------------------------------------------- helpers
+def error_status(envelope: Mapping[str, Any]) -> tuple[int, Any]:
+    """(HTTP status an error object stands for, the envelope to parse): its numeric code,
+    else its gRPC status, else 500."""
+    code = envelope.get("code")
+    status = code if isinstance(code, int) and 400 <= code <= 599 else None
+    if status is None:
+        status = _GRPC_HTTP.get(str(envelope.get("status")), 500)
+    return status, {"error": envelope}
+
+
+# --------------------------------------------------------------------------- request
 
 
 def _generation_field(name: str) -> str | None:
@@ -589,12 +250,82 @@ def _generation_field(name: str) -> str | None:
     return name if name in _GENERATION_CAMEL else None
 
 
-def _error_envelope(data: Any) -> Mapping[str, Any] | None:
-    if isinstance(data, list) and len(data) == 1:
-        data = data[0]
-    if isinstance(data, Mapping) and isinstance(data.get("error"), Mapping):
-        return data["error"]  # type: ignore[no-any-return]
-    return None
+class _Fields:
+    """Fields of one object set from named sources; a second source for a field is refused."""
+
+    def __init__(self, prefix: str = "") -> None:
+        self.values: dict[str, Any] = {}
+        self._origin: dict[str, str] = {}
+        self._prefix = prefix
+
+    def put(self, field: str, value: Any, source: str) -> None:
+        if field in self._origin:
+            raise InvalidRequestError(
+                f"parameters {self._origin[field]!r} and {source!r} both set "
+                f"{self._prefix}{field}; give only one"
+            )
+        if field == "stopSequences" and isinstance(value, str):
+            value = [value]
+        self._origin[field] = source
+        self.values[field] = value
+
+
+def _contents(request: ChatRequest) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(systemInstruction parts, contents) of the messages."""
+    system: list[dict[str, Any]] = []
+    contents: list[dict[str, Any]] = []
+    for message in request.messages:
+        if message.role == "system":
+            system.append({"text": message.content})
+        else:
+            role = "model" if message.role == "assistant" else "user"
+            contents.append({"role": role, "parts": [{"text": message.content}]})
+    if not contents:
+        raise InvalidRequestError(
+            "Gemini needs at least one user or assistant message besides system messages"
+        )
+    return system, contents
+
+
+def build_body(request: ChatRequest, *, safety_settings: list[Any] | None) -> dict[str, Any]:
+    """The ``generateContent`` JSON body for ``request`` (parameters placed as the module
+    docstring says)."""
+    system, contents = _contents(request)
+    config = _Fields("generationConfig.")
+    if request.max_tokens is not None:
+        config.put("maxOutputTokens", request.max_tokens, "max_tokens")
+    if request.temperature is not None:
+        config.put("temperature", request.temperature, "temperature")
+    top = _Fields()
+    for name, value in request.params.items():
+        if name in _RESERVED:
+            raise InvalidRequestError(
+                f"parameter {name!r} cannot be set: Gemini's contents and systemInstruction "
+                "are built from the messages"
+            )
+        if name in _GENERATION_CONFIG_PARAMS:
+            if not isinstance(value, Mapping):
+                raise InvalidRequestError(f"parameter {name!r} must be a mapping")
+            for key, item in value.items():
+                config.put(_generation_field(key) or key, item, f"{name}.{key}")
+            continue
+        field = _generation_field(name)
+        if field is not None:
+            config.put(field, value, name)
+        else:
+            top.put(_TOP_LEVEL_ALIASES.get(name, name), value, name)
+    body: dict[str, Any] = {"contents": contents}
+    if system:
+        body["systemInstruction"] = {"parts": system}
+    if config.values:
+        body["generationConfig"] = config.values
+    if safety_settings is not None:
+        body["safetySettings"] = list(safety_settings)
+    body.update(top.values)
+    return body
+
+
+# --------------------------------------------------------------------------- replies
 
 
 def _finish_reason(raw: Any, called: bool) -> FinishReason:
@@ -645,3 +376,225 @@ def _usage(meta: Any) -> Usage:
 
 def _str_or_none(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
+
+
+class _Reader:
+    """Reads ``GenerateContentResponse`` objects (a reply or one stream chunk) into events.
+
+    It keeps what a stream spreads over chunks: usage, the model version, whether text or a
+    function call came, and the candidate that carried the finish reason.
+    """
+
+    def __init__(self, provider: WireProvider, request: ChatRequest) -> None:
+        self.provider = provider
+        self.request = request
+        self.usage_meta: Any = None
+        self.version: str | None = None
+        self.got_text = False
+        self.called = False
+        self.finish_raw: Any = None
+        self.finished: Mapping[str, Any] = {}
+
+    def malformed(self, what: str) -> MalformedResponseError:
+        return self.provider.malformed(what, self.request)
+
+    def read(self, data: Mapping[str, Any]) -> tuple[Mapping[str, Any] | None, list[StreamEvent]]:
+        """(the first candidate or None, its events) of one response object."""
+        self.usage_meta = data.get("usageMetadata", self.usage_meta)
+        self.version = _str_or_none(data.get("modelVersion")) or self.version
+        candidate = self._candidate(data)
+        if candidate is None:
+            return None, []
+        text, called = self._candidate_text(candidate)
+        self.called = self.called or called
+        events: list[StreamEvent] = []
+        if text:
+            self.got_text = True
+            events.append(TextDelta(text))
+        if candidate.get("finishReason"):
+            self.finish_raw = candidate["finishReason"]
+            self.finished = candidate
+        return candidate, events
+
+    def end(self) -> StreamEnd:
+        """The final event; ContentFilteredError when the answer was blocked before any text."""
+        finish = _finish_reason(self.finish_raw, self.called)
+        if finish == "content_filter" and not self.got_text:
+            raise self._blocked(
+                "the answer", "finishReason", self.finished, self.finished.get("finishReason")
+            )
+        return StreamEnd(finish, _usage(self.usage_meta), self.version)
+
+    def _candidate(self, data: Mapping[str, Any]) -> Mapping[str, Any] | None:
+        """The first candidate (index 0); ContentFilteredError when the prompt was blocked."""
+        candidates = data.get("candidates")
+        if candidates is not None and not isinstance(candidates, list):
+            raise self.malformed("candidates is not a list")
+        for candidate in candidates or ():
+            if not isinstance(candidate, Mapping):
+                raise self.malformed("a candidate is not an object")
+            if candidate.get("index", 0) == 0:
+                return candidate
+        feedback = data.get("promptFeedback")
+        if isinstance(feedback, Mapping) and feedback.get("blockReason"):
+            raise self._blocked("the prompt", "blockReason", feedback, feedback["blockReason"])
+        return None
+
+    def _candidate_text(self, candidate: Mapping[str, Any]) -> tuple[str, bool]:
+        """The candidate's text (thought summaries skipped) and whether it calls a function."""
+        content = candidate.get("content")
+        if content is None:
+            return "", False
+        parts = content.get("parts", []) if isinstance(content, Mapping) else None
+        if not isinstance(parts, list):
+            raise self.malformed("candidate content has no parts list")
+        texts: list[str] = []
+        called = False
+        for part in parts:
+            if not isinstance(part, Mapping):
+                raise self.malformed("a content part is not an object")
+            called = called or "functionCall" in part
+            text = part.get("text")
+            if text is None or part.get("thought") is True:
+                continue
+            if not isinstance(text, str):
+                raise self.malformed("a content part's text is not a string")
+            texts.append(text)
+        return "".join(texts), called
+
+    def _blocked(
+        self, what: str, field: str, source: Mapping[str, Any], reason: Any
+    ) -> ContentFilteredError:
+        """ContentFilteredError for a blocked prompt (promptFeedback) or answer (candidate)."""
+        reason = str(reason)
+        detail = _str_or_none(
+            source.get("blockReasonMessage" if field == "blockReason" else "finishMessage")
+        )
+        return ContentFilteredError(
+            self.provider.scrub(
+                f"Gemini blocked {what} ({field} {reason}"
+                f"{_blocked_categories(source.get('safetyRatings'))})"
+                f"{f': {detail}' if detail else ''}; {_hint(reason)}"
+            ),
+            provider=self.provider.provider_name or None,
+            model=self.request.model,
+            vendor_code=reason,
+        )
+
+
+def reply_events(
+    provider: WireProvider, body: Mapping[str, Any], request: ChatRequest
+) -> Iterator[StreamEvent]:
+    """A ``GenerateContentResponse`` as the events a stream of it would have yielded."""
+    reader = _Reader(provider, request)
+    candidate, events = reader.read(body)
+    if candidate is None:
+        raise reader.malformed("the reply has no candidates and no block reason")
+    yield from events
+    yield reader.end()
+
+
+class GeminiStream(StreamDecoder):
+    """A stream of ``GenerateContentResponse`` chunks; the terminal one has a finishReason."""
+
+    terminal = "the model finished (no chunk carried a finishReason)"
+    unframed = True
+    read_to_end = True
+
+    def __init__(self, provider: WireProvider, request: ChatRequest) -> None:
+        super().__init__()
+        self._reader = _Reader(provider, request)
+
+    def feed(self, event: SSEEvent) -> Iterable[StreamEvent]:
+        reader = self._reader
+        if event.unframed:
+            # Text no data: line framed: Google ends a failed stream with its error object,
+            # pretty-printed over several lines. Anything else there is ignored.
+            self._raise_unframed(event)
+            return ()
+        chunk = reader.provider.parse_event(event, reader.request, "a stream event's data")
+        envelope = _error_envelope(chunk)
+        if envelope is not None:
+            status, payload = error_status(envelope)
+            raise reader.provider.error_in_body(status, payload, reader.request, "the stream")
+        if not isinstance(chunk, Mapping):
+            raise reader.malformed(
+                f"a stream event's data is a JSON {type(chunk).__name__}, not an object"
+            )
+        _, events = reader.read(chunk)
+        self.done = reader.finish_raw is not None
+        return events
+
+    def _raise_unframed(self, event: SSEEvent) -> None:
+        """Raise the error an unframed JSON error object at the end of a stream carries."""
+        from ..body import loads
+        from ..status import error_for_payload
+
+        try:
+            envelope = _error_envelope(loads(event.data))
+        except ValueError:
+            return
+        if envelope is None:
+            return
+        # The error of the exchange itself (Google could no longer change the status line):
+        # reported as that HTTP status, not as an error inside a 200.
+        provider, status, payload = self._reader.provider, *error_status(envelope)
+        error: ProviderError = error_for_payload(
+            status,
+            payload,
+            provider=provider.provider_name or None,
+            model=self._reader.request.model,
+            parse=provider.error_parser,
+            secrets=provider.secrets,
+        )
+        raise error
+
+    def finish(self) -> Iterable[StreamEvent]:
+        return (self._reader.end(),)
+
+
+# --------------------------------------------------------------------------- provider
+
+
+class GeminiProvider(WireProvider):
+    """Google Gemini (Generative Language API) over HTTP; the key travels in ``x-goog-api-key``.
+
+    Options (providers.yaml ``options:``): ``headers`` (extra static headers),
+    ``max_connections`` (pool size) and ``safety_settings`` (a list sent as
+    ``safetySettings`` with every call unless the call gives its own).
+    """
+
+    Options: ClassVar[type[WireOptions]] = GeminiOptions
+    protocol: ClassVar[str] = "gemini"
+    secret_headers: ClassVar[frozenset[str]] = frozenset({"x-goog-api-key"})
+    default_base_url: ClassVar[str | None] = DEFAULT_BASE_URL
+    malformed_prefix: ClassVar[str] = (
+        "Gemini's reply does not follow the generateContent protocol: "
+    )
+    finish_reasons: ClassVar[Mapping[str, FinishReason]] = _FINISH
+    error_parser = staticmethod(parse_gemini_error)
+
+    options: GeminiOptions
+
+    def auth_headers(self) -> dict[str, str]:
+        return {"x-goog-api-key": self.api_key} if self.api_key else {}
+
+    def route(self, request: ChatRequest, stream: bool) -> Route:
+        model = request.model
+        # "tunedModels/x" or "models/x" are full resource names; a bare name is a base model.
+        resource = model if "/" in model else f"models/{model}"
+        method = "streamGenerateContent" if stream else "generateContent"
+        return Route(f"/{quote(resource, safe='/@')}:{method}", {"alt": "sse"} if stream else {})
+
+    def encode(self, request: ChatRequest, stream: bool) -> dict[str, Any]:
+        return build_body(request, safety_settings=self.options.safety_settings)
+
+    def body_error(self, body: Any) -> tuple[int, Any] | None:
+        envelope = _error_envelope(body)
+        return error_status(envelope) if envelope is not None else None
+
+    def reply_events(self, body: Mapping[str, Any], request: ChatRequest) -> Iterable[StreamEvent]:
+        return reply_events(self, body, request)
+
+    def stream_decoder(self, request: ChatRequest) -> GeminiStream:
+        return GeminiStream(self, request)
