@@ -1,39 +1,31 @@
 """The Google Gemini wire provider: ``generateContent`` and ``streamGenerateContent`` (SSE).
 
 Request body
-    ``contents`` holds the user and assistant turns (assistant becomes role ``"model"``);
-    system messages become the top-level ``systemInstruction``. ``generationConfig`` gets
-    ``maxOutputTokens`` from ``request.max_tokens`` (whatever ``max_tokens_param`` says, since
-    Gemini has one name for it) and ``temperature``. Every other parameter is placed by this
-    rule:
-
-    1. A known generation parameter in snake_case (``top_p``, ``top_k``, ``stop_sequences``,
-       ``candidate_count``, ``seed``, ``response_mime_type``, ``thinking_config``, ...; see
-       ``GENERATION_FIELDS``) goes into ``generationConfig`` under its camelCase name;
-       ``stop`` is an alias of ``stopSequences`` (a single string becomes a one-item list).
-    2. A parameter already named as a ``generationConfig`` field in camelCase (``topP``,
-       ``stopSequences``, ``thinkingConfig``, ...) goes there unchanged.
-    3. A ``generationConfig`` (or ``generation_config``) mapping is merged into it, its keys
-       translated by rules 1-2 and other keys kept as given.
-    4. Anything else goes to the top level of the body: ``safety_settings``, ``tool_config``
-       and ``cached_content`` under their camelCase names, other names unchanged (``tools``,
-       ``toolConfig``, ``cachedContent``, ``labels``...). A ``safetySettings`` parameter
-       replaces the provider's ``safety_settings`` option for that call.
-
-    ``contents`` and ``systemInstruction`` come from the messages only: a parameter with
-    either name, or two parameters that land on the same field (``top_p`` and ``topP``,
-    ``stop`` and ``stop_sequences``, ``temperature`` in params while the request has one),
-    raise ``InvalidRequestError`` rather than one silently winning.
+    Built by ``gemini_request.build_body`` (see its docstring): ``contents`` and
+    ``systemInstruction`` from the messages (images, function calls and results, Gemini's
+    own reasoning and signatures included), ``generationConfig`` and the other parameters
+    placed by one rule, tools as ``functionDeclarations`` with ``parametersJsonSchema``,
+    ``response_format`` as ``responseJsonSchema``, ``reasoning`` as ``thinkingConfig``.
 
 Response
-    The text is the concatenation of ``candidates[0].content.parts[*].text``, skipping thought
-    summaries (parts with ``"thought": true``). ``completion_tokens`` is
-    ``candidatesTokenCount + thoughtsTokenCount``: Gemini bills thinking as output and
-    ``candidatesTokenCount`` excludes it, so this keeps prompt + completion = total and matches
-    the OpenAI convention where reasoning tokens are part of completion tokens.
-    ``reasoning_tokens`` is ``thoughtsTokenCount``, ``cached_tokens`` is
-    ``cachedContentTokenCount`` (a part of the prompt tokens); ``prompt_tokens`` includes
-    ``toolUsePromptTokenCount`` when present.
+    ``candidates[0].content.parts`` become events in their order: text parts as text (the
+    text parts of one chunk joined), thought summaries (``"thought": true``) as
+    ``ReasoningDelta`` (consecutive unsigned ones form one ``ReasoningPart``, origin
+    ``gemini``), a ``thoughtSignature`` on a text or function-call part as a signature-only
+    ``ReasoningDelta`` just before that part (so ``result.message`` keeps it where it came
+    and ``gemini_request`` puts it back on the same part), and each ``functionCall`` as a
+    ``ToolCallDelta`` with its whole arguments then its ``ToolCallDone`` at once (Gemini
+    sends every call whole). A call's id is Gemini's ``id`` when it gives one, else
+    ``gcall_<responseId>_<n>`` (unique across turns, as other vendors need); ``args`` that
+    are not an object raise ``ToolArgumentsError``. ``STOP`` with a function call in the
+    reply reads ``tool_calls``.
+
+    ``completion_tokens`` is ``candidatesTokenCount + thoughtsTokenCount``: Gemini bills
+    thinking as output and ``candidatesTokenCount`` excludes it, so this keeps prompt +
+    completion = total and matches the OpenAI convention where reasoning tokens are part of
+    completion tokens. ``reasoning_tokens`` is ``thoughtsTokenCount``, ``cached_tokens`` is
+    ``cachedContentTokenCount`` (already a part of ``promptTokenCount``, never added to it);
+    ``prompt_tokens`` includes ``toolUsePromptTokenCount`` when present.
 
     A blocked prompt (``promptFeedback.blockReason`` and no candidates), or a candidate that
     ended for a content reason (SAFETY, RECITATION, BLOCKLIST, ...) with no text, raises
@@ -63,16 +55,30 @@ Errors
 
 from __future__ import annotations
 
+import json
 import re
+import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote
 
 from pydantic import Field
 
-from ..errors import ContentFilteredError, InvalidRequestError, MalformedResponseError
+from ..errors import ContentFilteredError, MalformedResponseError, ToolArgumentsError
 from ..status import ErrorInfo, finite_seconds
-from ..types import ChatRequest, FinishReason, StreamEnd, StreamEvent, TextDelta, Usage
+from ..types import (
+    ChatRequest,
+    FinishReason,
+    ReasoningDelta,
+    StreamEnd,
+    StreamEvent,
+    TextDelta,
+    ToolCall,
+    ToolCallDelta,
+    ToolCallDone,
+    Usage,
+)
+from .gemini_request import GENERATED_ID_PREFIX, GENERATION_FIELDS, build_body
 from .wire import Route, StreamDecoder, WireOptions, WireProvider
 
 if TYPE_CHECKING:
@@ -90,39 +96,6 @@ __all__ = [
 ]
 
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com/v1beta"
-
-#: snake_case parameter -> its ``generationConfig`` field (camelCase).
-GENERATION_FIELDS: Mapping[str, str] = {
-    "temperature": "temperature",
-    "top_p": "topP",
-    "top_k": "topK",
-    "candidate_count": "candidateCount",
-    "max_output_tokens": "maxOutputTokens",
-    "stop_sequences": "stopSequences",
-    "stop": "stopSequences",
-    "presence_penalty": "presencePenalty",
-    "frequency_penalty": "frequencyPenalty",
-    "seed": "seed",
-    "response_mime_type": "responseMimeType",
-    "response_schema": "responseSchema",
-    "response_json_schema": "responseJsonSchema",
-    "response_modalities": "responseModalities",
-    "response_logprobs": "responseLogprobs",
-    "logprobs": "logprobs",
-    "thinking_config": "thinkingConfig",
-    "speech_config": "speechConfig",
-    "image_config": "imageConfig",
-    "media_resolution": "mediaResolution",
-    "enable_enhanced_civic_answers": "enableEnhancedCivicAnswers",
-}
-_GENERATION_CAMEL = frozenset(GENERATION_FIELDS.values())
-_GENERATION_CONFIG_PARAMS = frozenset(("generationConfig", "generation_config"))
-_TOP_LEVEL_ALIASES: Mapping[str, str] = {
-    "safety_settings": "safetySettings",
-    "tool_config": "toolConfig",
-    "cached_content": "cachedContent",
-}
-_RESERVED = frozenset(("contents", "systemInstruction", "system_instruction"))
 
 _FINISH: Mapping[str, FinishReason] = {
     "STOP": "stop",
@@ -164,6 +137,7 @@ _GRPC_HTTP: Mapping[str, int] = {
 }
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?)s\s*$")
+_ID_CHARS = re.compile(r"[^A-Za-z0-9_-]")
 
 
 class GeminiOptions(WireOptions):
@@ -240,91 +214,6 @@ def error_status(envelope: Mapping[str, Any]) -> tuple[int, Any]:
     return status, {"error": envelope}
 
 
-# --------------------------------------------------------------------------- request
-
-
-def _generation_field(name: str) -> str | None:
-    """The generationConfig field a parameter name stands for, or None."""
-    if name in GENERATION_FIELDS:
-        return GENERATION_FIELDS[name]
-    return name if name in _GENERATION_CAMEL else None
-
-
-class _Fields:
-    """Fields of one object set from named sources; a second source for a field is refused."""
-
-    def __init__(self, prefix: str = "") -> None:
-        self.values: dict[str, Any] = {}
-        self._origin: dict[str, str] = {}
-        self._prefix = prefix
-
-    def put(self, field: str, value: Any, source: str) -> None:
-        if field in self._origin:
-            raise InvalidRequestError(
-                f"parameters {self._origin[field]!r} and {source!r} both set "
-                f"{self._prefix}{field}; give only one"
-            )
-        if field == "stopSequences" and isinstance(value, str):
-            value = [value]
-        self._origin[field] = source
-        self.values[field] = value
-
-
-def _contents(request: ChatRequest) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(systemInstruction parts, contents) of the messages."""
-    system: list[dict[str, Any]] = []
-    contents: list[dict[str, Any]] = []
-    for message in request.messages:
-        if message.role == "system":
-            system.append({"text": message.content})
-        else:
-            role = "model" if message.role == "assistant" else "user"
-            contents.append({"role": role, "parts": [{"text": message.content}]})
-    if not contents:
-        raise InvalidRequestError(
-            "Gemini needs at least one user or assistant message besides system messages"
-        )
-    return system, contents
-
-
-def build_body(request: ChatRequest, *, safety_settings: list[Any] | None) -> dict[str, Any]:
-    """The ``generateContent`` JSON body for ``request`` (parameters placed as the module
-    docstring says)."""
-    system, contents = _contents(request)
-    config = _Fields("generationConfig.")
-    if request.max_tokens is not None:
-        config.put("maxOutputTokens", request.max_tokens, "max_tokens")
-    if request.temperature is not None:
-        config.put("temperature", request.temperature, "temperature")
-    top = _Fields()
-    for name, value in request.params.items():
-        if name in _RESERVED:
-            raise InvalidRequestError(
-                f"parameter {name!r} cannot be set: Gemini's contents and systemInstruction "
-                "are built from the messages"
-            )
-        if name in _GENERATION_CONFIG_PARAMS:
-            if not isinstance(value, Mapping):
-                raise InvalidRequestError(f"parameter {name!r} must be a mapping")
-            for key, item in value.items():
-                config.put(_generation_field(key) or key, item, f"{name}.{key}")
-            continue
-        field = _generation_field(name)
-        if field is not None:
-            config.put(field, value, name)
-        else:
-            top.put(_TOP_LEVEL_ALIASES.get(name, name), value, name)
-    body: dict[str, Any] = {"contents": contents}
-    if system:
-        body["systemInstruction"] = {"parts": system}
-    if config.values:
-        body["generationConfig"] = config.values
-    if safety_settings is not None:
-        body["safetySettings"] = list(safety_settings)
-    body.update(top.values)
-    return body
-
-
 # --------------------------------------------------------------------------- replies
 
 
@@ -381,8 +270,9 @@ def _str_or_none(value: Any) -> str | None:
 class _Reader:
     """Reads ``GenerateContentResponse`` objects (a reply or one stream chunk) into events.
 
-    It keeps what a stream spreads over chunks: usage, the model version, whether text or a
-    function call came, and the candidate that carried the finish reason.
+    It keeps what a stream spreads over chunks: usage, the model version, the response id,
+    whether text or a function call came, the open thought block, the call and reasoning
+    block counters, and the candidate that carried the finish reason.
     """
 
     def __init__(self, provider: WireProvider, request: ChatRequest) -> None:
@@ -394,6 +284,10 @@ class _Reader:
         self.called = False
         self.finish_raw: Any = None
         self.finished: Mapping[str, Any] = {}
+        self._response_id: str | None = None
+        self._calls = 0  # function calls so far (their ToolCallDelta index)
+        self._blocks = 0  # reasoning blocks so far (their ReasoningDelta index)
+        self._thought: int | None = None  # the thought block unsigned summaries extend
 
     def malformed(self, what: str) -> MalformedResponseError:
         return self.provider.malformed(what, self.request)
@@ -402,15 +296,11 @@ class _Reader:
         """(the first candidate or None, its events) of one response object."""
         self.usage_meta = data.get("usageMetadata", self.usage_meta)
         self.version = _str_or_none(data.get("modelVersion")) or self.version
+        self._response_id = self._response_id or _str_or_none(data.get("responseId"))
         candidate = self._candidate(data)
         if candidate is None:
             return None, []
-        text, called = self._candidate_text(candidate)
-        self.called = self.called or called
-        events: list[StreamEvent] = []
-        if text:
-            self.got_text = True
-            events.append(TextDelta(text))
+        events = self._events(candidate)
         if candidate.get("finishReason"):
             self.finish_raw = candidate["finishReason"]
             self.finished = candidate
@@ -440,27 +330,89 @@ class _Reader:
             raise self._blocked("the prompt", "blockReason", feedback, feedback["blockReason"])
         return None
 
-    def _candidate_text(self, candidate: Mapping[str, Any]) -> tuple[str, bool]:
-        """The candidate's text (thought summaries skipped) and whether it calls a function."""
+    def _events(self, candidate: Mapping[str, Any]) -> list[StreamEvent]:
+        """The events of a candidate's parts, in their order (see the module docstring)."""
         content = candidate.get("content")
         if content is None:
-            return "", False
+            return []
         parts = content.get("parts", []) if isinstance(content, Mapping) else None
         if not isinstance(parts, list):
             raise self.malformed("candidate content has no parts list")
+        events: list[StreamEvent] = []
         texts: list[str] = []
-        called = False
+
+        def flush() -> None:
+            if texts:
+                events.append(TextDelta("".join(texts)))
+                texts.clear()
+
         for part in parts:
             if not isinstance(part, Mapping):
                 raise self.malformed("a content part is not an object")
-            called = called or "functionCall" in part
-            text = part.get("text")
-            if text is None or part.get("thought") is True:
-                continue
-            if not isinstance(text, str):
+            text, signature = part.get("text"), part.get("thoughtSignature")
+            if text is not None and not isinstance(text, str):
                 raise self.malformed("a content part's text is not a string")
-            texts.append(text)
-        return "".join(texts), called
+            if signature is not None and not isinstance(signature, str):
+                raise self.malformed("a content part's thoughtSignature is not a string")
+            if part.get("thought") is True:
+                flush()
+                if self._thought is None or signature:
+                    self._thought = self._block()  # a signed summary stays a part of its own
+                events.append(ReasoningDelta(text or "", signature, index=self._thought))
+                self._thought = None if signature else self._thought
+                continue
+            self._thought = None
+            if signature:  # it belongs to this part: it goes back on it (gemini_request)
+                flush()
+                events.append(ReasoningDelta("", signature, index=self._block()))
+            if "functionCall" in part:
+                flush()
+                events.extend(self._call(part["functionCall"]))
+            elif text:
+                self.got_text = True
+                texts.append(text)
+            # Other parts (inlineData, executableCode, ...) carry nothing this runtime returns.
+        flush()
+        return events
+
+    def _block(self) -> int:
+        self._blocks += 1
+        return self._blocks - 1
+
+    def _call(self, call: Any) -> tuple[ToolCallDelta, ToolCallDone]:
+        """A whole functionCall: its one argument delta and its completion at once."""
+        if not isinstance(call, Mapping) or not isinstance(call.get("name"), str):
+            raise self.malformed("a functionCall has no name")
+        name: str = call["name"]
+        args = call.get("args")
+        args = {} if args is None else args
+        if not isinstance(args, dict):
+            raw = json.dumps(args)
+            raise ToolArgumentsError(
+                self.provider.scrub(
+                    f"the arguments of tool call {name!r} are not a JSON object "
+                    f"(a JSON {type(args).__name__})"
+                ),
+                raw_arguments=raw,
+                tool_name=name,
+                provider=self.provider.provider_name or None,
+                model=self.request.model,
+            )
+        index = self._calls
+        self._calls += 1
+        self.called = True
+        call_id = _str_or_none(call.get("id")) or self._generated_id(index)
+        return (
+            ToolCallDelta(index, call_id, name, json.dumps(args)),
+            ToolCallDone(index, ToolCall(call_id, name, args)),
+        )
+
+    def _generated_id(self, index: int) -> str:
+        """An id for a call Gemini gave none: unique across turns (other vendors need that)."""
+        if self._response_id is None:
+            self._response_id = uuid.uuid4().hex[:20]
+        stem = _ID_CHARS.sub("", self._response_id)[:24] or "x"
+        return f"{GENERATED_ID_PREFIX}{stem}_{index}"
 
     def _blocked(
         self, what: str, field: str, source: Mapping[str, Any], reason: Any
@@ -566,6 +518,10 @@ class GeminiProvider(WireProvider):
 
     Options: ClassVar[type[WireOptions]] = GeminiOptions
     protocol: ClassVar[str] = "gemini"
+    content_kinds: ClassVar[frozenset[str]] = frozenset(
+        {"text", "image", "tool_call", "tool_result", "reasoning"}
+    )
+    features: ClassVar[frozenset[str]] = frozenset({"tools", "structured_output", "reasoning"})
     secret_headers: ClassVar[frozenset[str]] = frozenset({"x-goog-api-key"})
     default_base_url: ClassVar[str | None] = DEFAULT_BASE_URL
     malformed_prefix: ClassVar[str] = (

@@ -31,6 +31,7 @@ from runtime.types import (
     FinishReason,
     Message,
     ProviderResponse,
+    ReasoningDelta,
     StreamEnd,
     StreamEvent,
     TextDelta,
@@ -468,8 +469,13 @@ async def test_usage_with_cached_and_thoughts(
     )
     result = await provider.chat(request())
     assert (result.text, result.usage) == ("The answer is 4.", expected)
+    assert result.reasoning == "Let me add 2 and 2."
     events = await call(provider, request(), stream=True)
-    assert events == [TextDelta("The answer is 4."), StreamEnd("stop", expected, MODEL_VERSION)]
+    assert events == [
+        ReasoningDelta("Let me add 2 and 2.", index=0),
+        TextDelta("The answer is 4."),
+        StreamEnd("stop", expected, MODEL_VERSION),
+    ]
 
 
 async def test_all_output_spent_on_thinking(
