@@ -363,7 +363,9 @@ class Call:
             if plan.model.supports_streaming
             else LLMProvider.stream_chat(provider, request)
         )
-        accumulator = Accumulator()
+        # Reasoning is stamped with the protocol that made it, as on the non-streamed path:
+        # its signatures go back only to that protocol.
+        accumulator = Accumulator(getattr(type(provider), "protocol", None))
         events = timed_events(
             source,
             plan.timeouts,

@@ -1,39 +1,31 @@
 """The Google Gemini wire provider: ``generateContent`` and ``streamGenerateContent`` (SSE).
 
 Request body
-    ``contents`` holds the user and assistant turns (assistant becomes role ``"model"``);
-    system messages become the top-level ``systemInstruction``. ``generationConfig`` gets
-    ``maxOutputTokens`` from ``request.max_tokens`` (whatever ``max_tokens_param`` says, since
-    Gemini has one name for it) and ``temperature``. Every other parameter is placed by this
-    rule:
-
-    1. A known generation parameter in snake_case (``top_p``, ``top_k``, ``stop_sequences``,
-       ``candidate_count``, ``seed``, ``response_mime_type``, ``thinking_config``, ...; see
-       ``GENERATION_FIELDS``) goes into ``generationConfig`` under its camelCase name;
-       ``stop`` is an alias of ``stopSequences`` (a single string becomes a one-item list).
-    2. A parameter already named as a ``generationConfig`` field in camelCase (``topP``,
-       ``stopSequences``, ``thinkingConfig``, ...) goes there unchanged.
-    3. A ``generationConfig`` (or ``generation_config``) mapping is merged into it, its keys
-       translated by rules 1-2 and other keys kept as given.
-    4. Anything else goes to the top level of the body: ``safety_settings``, ``tool_config``
-       and ``cached_content`` under their camelCase names, other names unchanged (``tools``,
-       ``toolConfig``, ``cachedContent``, ``labels``...). A ``safetySettings`` parameter
-       replaces the provider's ``safety_settings`` option for that call.
-
-    ``contents`` and ``systemInstruction`` come from the messages only: a parameter with
-    either name, or two parameters that land on the same field (``top_p`` and ``topP``,
-    ``stop`` and ``stop_sequences``, ``temperature`` in params while the request has one),
-    raise ``InvalidRequestError`` rather than one silently winning.
+    Built by ``gemini_request.build_body`` (see its docstring): ``contents`` and
+    ``systemInstruction`` from the messages (images, function calls and results, Gemini's
+    own reasoning and signatures included), ``generationConfig`` and the other parameters
+    placed by one rule, tools as ``functionDeclarations`` with ``parametersJsonSchema``,
+    ``response_format`` as ``responseJsonSchema``, ``reasoning`` as ``thinkingConfig``.
 
 Response
-    The text is the concatenation of ``candidates[0].content.parts[*].text``, skipping thought
-    summaries (parts with ``"thought": true``). ``completion_tokens`` is
-    ``candidatesTokenCount + thoughtsTokenCount``: Gemini bills thinking as output and
-    ``candidatesTokenCount`` excludes it, so this keeps prompt + completion = total and matches
-    the OpenAI convention where reasoning tokens are part of completion tokens.
-    ``reasoning_tokens`` is ``thoughtsTokenCount``, ``cached_tokens`` is
-    ``cachedContentTokenCount`` (a part of the prompt tokens); ``prompt_tokens`` includes
-    ``toolUsePromptTokenCount`` when present.
+    ``candidates[0].content.parts`` become events in their order: text parts as text (the
+    text parts of one chunk joined), thought summaries (``"thought": true``) as
+    ``ReasoningDelta`` (consecutive unsigned ones form one ``ReasoningPart``, origin
+    ``gemini``), a ``thoughtSignature`` on a text or function-call part as a signature-only
+    ``ReasoningDelta`` just before that part (so ``result.message`` keeps it where it came
+    and ``gemini_request`` puts it back on the same part), and each ``functionCall`` as a
+    ``ToolCallDelta`` with its whole arguments then its ``ToolCallDone`` at once (Gemini
+    sends every call whole). A call's id is Gemini's ``id`` when it gives one, else
+    ``gcall_<responseId>_<n>`` (unique across turns, as other vendors need); ``args`` that
+    are not an object raise ``ToolArgumentsError``. ``STOP`` with a function call in the
+    reply reads ``tool_calls``.
+
+    ``completion_tokens`` is ``candidatesTokenCount + thoughtsTokenCount``: Gemini bills
+    thinking as output and ``candidatesTokenCount`` excludes it, so this keeps prompt +
+    completion = total and matches the OpenAI convention where reasoning tokens are part of
+    completion tokens. ``reasoning_tokens`` is ``thoughtsTokenCount``, ``cached_tokens`` is
+    ``cachedContentTokenCount`` (already a part of ``promptTokenCount``, never added to it);
+    ``prompt_tokens`` includes ``toolUsePromptTokenCount`` when present.
 
     A blocked prompt (``promptFeedback.blockReason`` and no candidates), or a candidate that
     ended for a content reason (SAFETY, RECITATION, BLOCKLIST, ...) with no text, raises
@@ -43,7 +35,8 @@ Response
 
 Streaming
     Each SSE ``data:`` is a whole ``GenerateContentResponse`` chunk; Gemini sends no ``[DONE]``
-    sentinel, so the terminal event is the chunk that carries a ``finishReason``. A stream that
+    sentinel, so the terminal event is the chunk that carries a ``finishReason`` (the stream
+    is read on to its end, as the SDK does: usage may come in a later chunk). A stream that
     closes without one raises ``ProviderConnectionError`` ("stream ended before the model
     finished"); an ``{"error": ...}`` chunk raises the error its code maps to, and so does
     the bare error object Google sends after the last event of a failed stream, not framed
@@ -56,76 +49,53 @@ Errors
     ``google.rpc.ErrorInfo`` reason (e.g. ``API_KEY_INVALID``) as the vendor code, else the
     status. A 400 whose reason is ``API_KEY_INVALID`` becomes ``AuthenticationError``: the fix
     is the key, not the request. A ``google.rpc.RetryInfo`` ``retryDelay`` fills
-    ``retry_after`` when the reply had no Retry-After header.
+    ``retry_after`` when the reply had no Retry-After header. An error object inside a 200
+    reply or a ``data:`` chunk is mapped as the HTTP status its code stands for.
 """
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
-from typing import Any, ClassVar
-from urllib.parse import quote, urlencode
+import uuid
+from collections.abc import Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import quote
 
-from ..config import HTTPConfig
-from ..errors import (
-    ConfigError,
-    ContentFilteredError,
-    InvalidRequestError,
-    MalformedResponseError,
-    ProviderConnectionError,
-    ProviderError,
-    RuntimeClosedError,
-)
-from ..http import ErrorInfo, HTTPClient, SSEEvent, error_for_payload, finite_seconds, loads
-from ..redact import scrub
+from pydantic import Field
+
+from ..errors import ContentFilteredError, MalformedResponseError, ToolArgumentsError
+from ..status import ErrorInfo, finite_seconds
 from ..types import (
     ChatRequest,
     FinishReason,
-    ProviderResponse,
+    ReasoningDelta,
     StreamEnd,
     StreamEvent,
     TextDelta,
+    ToolCall,
+    ToolCallDelta,
+    ToolCallDone,
     Usage,
 )
-from .base import ChatProvider, reject_unknown_options
+from .gemini_request import GENERATED_ID_PREFIX, GENERATION_FIELDS, build_body
+from .wire import Route, StreamDecoder, WireOptions, WireProvider
 
-__all__ = ["DEFAULT_BASE_URL", "GENERATION_FIELDS", "GeminiProvider", "parse_gemini_error"]
+if TYPE_CHECKING:
+    from ..errors import ProviderError
+    from ..sse import SSEEvent
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "GENERATION_FIELDS",
+    "GeminiOptions",
+    "GeminiProvider",
+    "GeminiStream",
+    "build_body",
+    "parse_gemini_error",
+]
 
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com/v1beta"
-
-#: snake_case parameter -> its ``generationConfig`` field (camelCase).
-GENERATION_FIELDS: Mapping[str, str] = {
-    "temperature": "temperature",
-    "top_p": "topP",
-    "top_k": "topK",
-    "candidate_count": "candidateCount",
-    "max_output_tokens": "maxOutputTokens",
-    "stop_sequences": "stopSequences",
-    "stop": "stopSequences",
-    "presence_penalty": "presencePenalty",
-    "frequency_penalty": "frequencyPenalty",
-    "seed": "seed",
-    "response_mime_type": "responseMimeType",
-    "response_schema": "responseSchema",
-    "response_json_schema": "responseJsonSchema",
-    "response_modalities": "responseModalities",
-    "response_logprobs": "responseLogprobs",
-    "logprobs": "logprobs",
-    "thinking_config": "thinkingConfig",
-    "speech_config": "speechConfig",
-    "image_config": "imageConfig",
-    "media_resolution": "mediaResolution",
-    "enable_enhanced_civic_answers": "enableEnhancedCivicAnswers",
-}
-_GENERATION_CAMEL = frozenset(GENERATION_FIELDS.values())
-_GENERATION_CONFIG_PARAMS = frozenset(("generationConfig", "generation_config"))
-_TOP_LEVEL_ALIASES: Mapping[str, str] = {
-    "safety_settings": "safetySettings",
-    "tool_config": "toolConfig",
-    "cached_content": "cachedContent",
-}
-_RESERVED = frozenset(("contents", "systemInstruction", "system_instruction"))
 
 _FINISH: Mapping[str, FinishReason] = {
     "STOP": "stop",
@@ -151,7 +121,7 @@ _SAFETY_REASONS = frozenset(("SAFETY", "IMAGE_SAFETY"))
 #: ErrorInfo reasons that mean the key itself is wrong although Gemini answers 400.
 _AUTH_REASONS = frozenset(("API_KEY_INVALID",))
 
-#: gRPC status -> HTTP status, for error chunks inside a stream that carry no numeric code.
+#: gRPC status -> HTTP status, for error objects that carry no numeric code.
 _GRPC_HTTP: Mapping[str, int] = {
     "INVALID_ARGUMENT": 400,
     "FAILED_PRECONDITION": 400,
@@ -167,6 +137,19 @@ _GRPC_HTTP: Mapping[str, int] = {
 }
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?)s\s*$")
+_ID_CHARS = re.compile(r"[^A-Za-z0-9_-]")
+
+
+class GeminiOptions(WireOptions):
+    """Options of a Gemini provider (providers.yaml ``options:``)."""
+
+    safety_settings: list[Any] | None = Field(
+        None,
+        description="Sent as safetySettings with every call unless the call gives its own.",
+    )
+
+
+# --------------------------------------------------------------------------- errors
 
 
 def _parse_duration(value: Any) -> float | None:
@@ -212,389 +195,26 @@ def parse_gemini_error(body: Any) -> ErrorInfo | None:
     return ErrorInfo(message, vendor_code, status, retry_after=delay)
 
 
-@dataclass(frozen=True, slots=True)
-class _Prepared:
-    """One request as it goes on the wire; ``chat``, ``stream_chat`` and ``describe`` share it."""
-
-    path: str
-    params: dict[str, str]
-    headers: dict[str, str]
-    body: dict[str, Any]
-
-
-class GeminiProvider(ChatProvider):
-    """Google Gemini (Generative Language API) over HTTP; the key travels in ``x-goog-api-key``.
-
-    Options (providers.yaml ``options:``): ``headers`` (extra static headers),
-    ``max_connections`` (pool size) and ``safety_settings`` (a list sent as
-    ``safetySettings`` with every call unless the call gives its own).
-    """
-
-    secret_headers: ClassVar[frozenset[str]] = frozenset({"x-goog-api-key"})
-    streams_natively: ClassVar[bool] = True
-    _OPTIONS: ClassVar[tuple[str, ...]] = ("headers", "max_connections", "safety_settings")
-
-    def _initialize_client(self, **options: Any) -> None:
-        reject_unknown_options("GeminiProvider", options, self._OPTIONS)
-        headers = options.get("headers") or {}
-        if not isinstance(headers, Mapping) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
-        ):
-            raise ConfigError("GeminiProvider: option headers must map header names to strings")
-        safety = options.get("safety_settings")
-        if safety is not None and not isinstance(safety, list):
-            raise ConfigError("GeminiProvider: option safety_settings must be a list")
-        max_connections = options.get("max_connections", 100)
-        if not isinstance(max_connections, int) or max_connections < 1:
-            raise ConfigError("GeminiProvider: option max_connections must be a positive integer")
-        self.base_url = (self.base_url or DEFAULT_BASE_URL).rstrip("/")
-        self._static_headers = {k.lower(): v for k, v in headers.items()}
-        self._safety_settings: list[Any] | None = safety
-        # A key given through the headers option is a secret too.
-        secrets = (self.api_key or "", self._static_headers.get("x-goog-api-key", ""))
-        self._secrets = tuple(s for s in secrets if s)
-        self._client = HTTPClient(
-            base_url=self.base_url,
-            error_parser=parse_gemini_error,
-            max_connections=max_connections,
-            secrets=self._secrets,
-        )
-
-    # ------------------------------------------------------------------ request building
-
-    def describe_request(self, request: ChatRequest, *, stream: bool = False) -> dict[str, Any]:
-        """The method, URL, headers and JSON body that ``chat`` / ``stream_chat`` send."""
-        prepared = self._prepare(request, stream)
-        query = f"?{urlencode(prepared.params)}" if prepared.params else ""
-        # content-type is set by the transport for a JSON body, accept by the SSE seam.
-        headers = {"content-type": "application/json"}
-        if stream:
-            headers["accept"] = "text/event-stream"
-        headers.update(prepared.headers)
-        return {
-            "method": "POST",
-            "url": f"{self.base_url}{prepared.path}{query}",
-            "headers": headers,
-            "json": prepared.body,
-        }
-
-    def _prepare(self, request: ChatRequest, stream: bool) -> _Prepared:
-        model = request.model
-        # "tunedModels/x" or "models/x" are full resource names; a bare name is a base model.
-        resource = model if "/" in model else f"models/{model}"
-        method = "streamGenerateContent" if stream else "generateContent"
-        headers = dict(self._static_headers)
-        if self.api_key:
-            headers["x-goog-api-key"] = self.api_key
-        return _Prepared(
-            path=f"/{quote(resource, safe='/@')}:{method}",
-            params={"alt": "sse"} if stream else {},
-            headers=headers,
-            body=self._body(request),
-        )
-
-    def _body(self, request: ChatRequest) -> dict[str, Any]:
-        system: list[dict[str, str]] = []
-        contents: list[dict[str, Any]] = []
-        for message in request.messages:
-            if message.role == "system":
-                system.append({"text": message.content})
-            else:
-                role = "model" if message.role == "assistant" else "user"
-                contents.append({"role": role, "parts": [{"text": message.content}]})
-        if not contents:
-            raise InvalidRequestError(
-                "Gemini needs at least one user or assistant message besides system messages"
-            )
-        config: dict[str, Any] = {}
-        origin: dict[str, str] = {}
-
-        def put(field: str, value: Any, source: str) -> None:
-            if field in origin:
-                raise InvalidRequestError(
-                    f"parameters {origin[field]!r} and {source!r} both set "
-                    f"generationConfig.{field}; give only one"
-                )
-            if field == "stopSequences" and isinstance(value, str):
-                value = [value]
-            origin[field] = source
-            config[field] = value
-
-        if request.max_tokens is not None:
-            put("maxOutputTokens", request.max_tokens, "max_tokens")
-        if request.temperature is not None:
-            put("temperature", request.temperature, "temperature")
-        top: dict[str, Any] = {}
-        top_origin: dict[str, str] = {}
-        for name, value in request.params.items():
-            if name in _RESERVED:
-                raise InvalidRequestError(
-                    f"parameter {name!r} cannot be set: Gemini's contents and systemInstruction "
-                    "are built from the messages"
-                )
-            if name in _GENERATION_CONFIG_PARAMS:
-                if not isinstance(value, Mapping):
-                    raise InvalidRequestError(f"parameter {name!r} must be a mapping")
-                for key, item in value.items():
-                    put(_generation_field(key) or key, item, f"{name}.{key}")
-                continue
-            field = _generation_field(name)
-            if field is not None:
-                put(field, value, name)
-                continue
-            wire = _TOP_LEVEL_ALIASES.get(name, name)
-            if wire in top_origin:
-                raise InvalidRequestError(
-                    f"parameters {top_origin[wire]!r} and {name!r} both set {wire}; give only one"
-                )
-            top_origin[wire] = name
-            top[wire] = value
-        body: dict[str, Any] = {"contents": contents}
-        if system:
-            body["systemInstruction"] = {"parts": system}
-        if config:
-            body["generationConfig"] = config
-        if self._safety_settings is not None:
-            body["safetySettings"] = list(self._safety_settings)
-        body.update(top)
-        return body
-
-    # ------------------------------------------------------------------ calls
-
-    def configure_http(self, config: HTTPConfig) -> None:
-        """Bounds on replies and cookie handling, for this provider's HTTP client."""
-        if isinstance(self._client, HTTPClient):
-            self._client.configure(config)
-
-    def _http(self) -> HTTPClient:
-        client = self._client
-        if not isinstance(client, HTTPClient) or client.closed:
-            raise RuntimeClosedError(f"{type(self).__name__} was used after aclose()")
-        # provider_name is set by the runtime after __init__; errors should carry it.
-        client.provider = self.provider_name or None
-        return client
-
-    async def chat(self, request: ChatRequest) -> ProviderResponse:
-        """One ``generateContent`` call: text, finish reason and usage."""
-        prepared = self._prepare(request, stream=False)
-        http = self._http()
-        data = await http.post_json(
-            prepared.path,
-            prepared.body,
-            headers=prepared.headers,
-            model=request.model,
-            connect_timeout=request.connect_timeout,
-            read_timeout=request.read_timeout,
-        )
-        if isinstance(data, Mapping | list) and _error_envelope(data) is not None:
-            raise self._error_from_envelope(data, request.model)
-        if not isinstance(data, Mapping):
-            raise self._malformed(
-                f"expected a JSON object, got {type(data).__name__}", request.model
-            )
-        candidate = self._candidate(data, request.model)
-        if candidate is None:
-            raise self._malformed("the reply has no candidates and no block reason", request.model)
-        text, called = self._candidate_text(candidate, request.model)
-        finish = _finish_reason(candidate.get("finishReason"), called)
-        if finish == "content_filter" and not text:
-            raise self._candidate_blocked(candidate, request.model)
-        return ProviderResponse(
-            text=text,
-            finish_reason=finish,
-            usage=_usage(data.get("usageMetadata")),
-            model=_str_or_none(data.get("modelVersion")),
-            raw=data,
-        )
-
-    async def stream_chat(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
-        """One ``streamGenerateContent?alt=sse`` call: text deltas, then one ``StreamEnd``.
-
-        Raises ``ProviderConnectionError`` when the stream closes before a chunk carried a
-        ``finishReason`` (Gemini has no other end-of-stream marker).
-        """
-        prepared = self._prepare(request, stream=True)
-        http = self._http()
-        model = request.model
-        got_text = called = False
-        finish_raw: Any = None
-        finished_candidate: Mapping[str, Any] = {}
-        usage_meta: Any = None
-        version: str | None = None
-        async with http.stream_sse(
-            prepared.path,
-            prepared.body,
-            headers=prepared.headers,
-            params=prepared.params,
-            model=model,
-            connect_timeout=request.connect_timeout,
-            read_timeout=request.read_timeout,
-            unframed=True,
-        ) as events:
-            async for event in events:
-                if event.unframed:
-                    # Text no data: line framed: Google ends a failed stream with its error
-                    # object, pretty-printed over several lines. Anything else is ignored.
-                    self._raise_unframed_error(event, model)
-                    continue
-                chunk = self._chunk(http, event, model)
-                if _error_envelope(chunk) is not None:
-                    raise self._error_from_envelope(chunk, model)
-                usage_meta = chunk.get("usageMetadata", usage_meta)
-                version = _str_or_none(chunk.get("modelVersion")) or version
-                candidate = self._candidate(chunk, model)
-                if candidate is None:
-                    continue  # e.g. a chunk that only carries usage
-                text, has_call = self._candidate_text(candidate, model)
-                called = called or has_call
-                if text:
-                    got_text = True
-                    yield TextDelta(text)
-                if candidate.get("finishReason"):
-                    finish_raw = candidate["finishReason"]
-                    finished_candidate = candidate
-        if finish_raw is None:
-            raise ProviderConnectionError(
-                "stream ended before the model finished (no chunk carried a finishReason); "
-                "the connection was probably closed early, try again",
-                provider=self.provider_name or None,
-                model=model,
-            )
-        finish = _finish_reason(finish_raw, called)
-        if finish == "content_filter" and not got_text:
-            raise self._candidate_blocked(finished_candidate, model)
-        yield StreamEnd(finish, _usage(usage_meta), version)
-
-    # ------------------------------------------------------------------ reply reading
-
-    def _chunk(self, http: HTTPClient, event: SSEEvent, model: str) -> Mapping[str, Any]:
-        data = http.parse_event(event, model=model, what="a stream event's data")
-        if isinstance(data, list) and _error_envelope(data) is not None:
-            return {"error": _error_envelope(data)}
-        if not isinstance(data, Mapping):
-            raise MalformedResponseError(
-                f"a stream event's data is a JSON {type(data).__name__}, not an object",
-                provider=self.provider_name or None,
-                model=model,
-            )
-        return data
-
-    def _raise_unframed_error(self, event: SSEEvent, model: str) -> None:
-        """Raise the error an unframed JSON error object at the end of a stream carries."""
-        try:
-            data = loads(event.data)
-        except ValueError:
-            return
-        if _error_envelope(data) is not None:
-            raise self._error_from_envelope(data, model)
-
-    def _candidate(self, data: Mapping[str, Any], model: str) -> Mapping[str, Any] | None:
-        """The first candidate (index 0); ContentFilteredError when the prompt was blocked."""
-        candidates = data.get("candidates")
-        if candidates is not None and not isinstance(candidates, list):
-            raise self._malformed("candidates is not a list", model)
-        for candidate in candidates or ():
-            if not isinstance(candidate, Mapping):
-                raise self._malformed("a candidate is not an object", model)
-            if candidate.get("index", 0) == 0:
-                return candidate
-        feedback = data.get("promptFeedback")
-        if isinstance(feedback, Mapping) and feedback.get("blockReason"):
-            reason = str(feedback["blockReason"])
-            detail = _str_or_none(feedback.get("blockReasonMessage"))
-            raise ContentFilteredError(
-                self._scrub(
-                    f"Gemini blocked the prompt (blockReason {reason}"
-                    f"{_blocked_categories(feedback.get('safetyRatings'))})"
-                    f"{f': {detail}' if detail else ''}; {_hint(reason)}"
-                ),
-                provider=self.provider_name or None,
-                model=model,
-                vendor_code=reason,
-            )
-        return None
-
-    def _candidate_text(self, candidate: Mapping[str, Any], model: str) -> tuple[str, bool]:
-        """The candidate's text (thought summaries skipped) and whether it calls a function."""
-        content = candidate.get("content")
-        if content is None:
-            return "", False
-        parts = content.get("parts", []) if isinstance(content, Mapping) else None
-        if not isinstance(parts, list):
-            raise self._malformed("candidate content has no parts list", model)
-        texts: list[str] = []
-        called = False
-        for part in parts:
-            if not isinstance(part, Mapping):
-                raise self._malformed("a content part is not an object", model)
-            called = called or "functionCall" in part
-            text = part.get("text")
-            if text is None or part.get("thought") is True:
-                continue
-            if not isinstance(text, str):
-                raise self._malformed("a content part's text is not a string", model)
-            texts.append(text)
-        return "".join(texts), called
-
-    def _candidate_blocked(self, candidate: Mapping[str, Any], model: str) -> ContentFilteredError:
-        reason = str(candidate.get("finishReason"))
-        detail = _str_or_none(candidate.get("finishMessage"))
-        return ContentFilteredError(
-            self._scrub(
-                f"Gemini blocked the answer (finishReason {reason}"
-                f"{_blocked_categories(candidate.get('safetyRatings'))})"
-                f"{f': {detail}' if detail else ''}; {_hint(reason)}"
-            ),
-            provider=self.provider_name or None,
-            model=model,
-            vendor_code=reason,
-        )
-
-    # ------------------------------------------------------------------ errors
-
-    def _error_from_envelope(self, data: Any, model: str) -> ProviderError:
-        """The error an ``{"error": ...}`` object maps to, as if it came with its HTTP status."""
-        envelope = _error_envelope(data) or {}
-        code = envelope.get("code")
-        status = code if isinstance(code, int) and 400 <= code <= 599 else None
-        if status is None:
-            status = _GRPC_HTTP.get(str(envelope.get("status")), 500)
-        return error_for_payload(
-            status,
-            {"error": envelope},
-            provider=self.provider_name or None,
-            model=model,
-            parse=parse_gemini_error,
-            secrets=self._secrets,
-        )
-
-    def _scrub(self, text: str) -> str:
-        return scrub(text, self._secrets)
-
-    def _malformed(self, what: str, model: str) -> MalformedResponseError:
-        return MalformedResponseError(
-            f"Gemini's reply does not follow the generateContent protocol: {what}",
-            provider=self.provider_name or None,
-            model=model,
-        )
-
-
-# ---------------------------------------------------------------------- helpers
-
-
-def _generation_field(name: str) -> str | None:
-    """The generationConfig field a parameter name stands for, or None."""
-    if name in GENERATION_FIELDS:
-        return GENERATION_FIELDS[name]
-    return name if name in _GENERATION_CAMEL else None
-
-
 def _error_envelope(data: Any) -> Mapping[str, Any] | None:
+    """The ``error`` object of ``{"error": {...}}`` (or of a one-item list of it), else None."""
     if isinstance(data, list) and len(data) == 1:
         data = data[0]
     if isinstance(data, Mapping) and isinstance(data.get("error"), Mapping):
         return data["error"]  # type: ignore[no-any-return]
     return None
+
+
+def error_status(envelope: Mapping[str, Any]) -> tuple[int, Any]:
+    """(HTTP status an error object stands for, the envelope to parse): its numeric code,
+    else its gRPC status, else 500."""
+    code = envelope.get("code")
+    status = code if isinstance(code, int) and 400 <= code <= 599 else None
+    if status is None:
+        status = _GRPC_HTTP.get(str(envelope.get("status")), 500)
+    return status, {"error": envelope}
+
+
+# --------------------------------------------------------------------------- replies
 
 
 def _finish_reason(raw: Any, called: bool) -> FinishReason:
@@ -645,3 +265,292 @@ def _usage(meta: Any) -> Usage:
 
 def _str_or_none(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
+
+
+class _Reader:
+    """Reads ``GenerateContentResponse`` objects (a reply or one stream chunk) into events.
+
+    It keeps what a stream spreads over chunks: usage, the model version, the response id,
+    whether text or a function call came, the open thought block, the call and reasoning
+    block counters, and the candidate that carried the finish reason.
+    """
+
+    def __init__(self, provider: WireProvider, request: ChatRequest) -> None:
+        self.provider = provider
+        self.request = request
+        self.usage_meta: Any = None
+        self.version: str | None = None
+        self.got_text = False
+        self.called = False
+        self.finish_raw: Any = None
+        self.finished: Mapping[str, Any] = {}
+        self._response_id: str | None = None
+        self._calls = 0  # function calls so far (their ToolCallDelta index)
+        self._blocks = 0  # reasoning blocks so far (their ReasoningDelta index)
+        self._thought: int | None = None  # the thought block unsigned summaries extend
+
+    def malformed(self, what: str) -> MalformedResponseError:
+        return self.provider.malformed(what, self.request)
+
+    def read(self, data: Mapping[str, Any]) -> tuple[Mapping[str, Any] | None, list[StreamEvent]]:
+        """(the first candidate or None, its events) of one response object."""
+        self.usage_meta = data.get("usageMetadata", self.usage_meta)
+        self.version = _str_or_none(data.get("modelVersion")) or self.version
+        self._response_id = self._response_id or _str_or_none(data.get("responseId"))
+        candidate = self._candidate(data)
+        if candidate is None:
+            return None, []
+        events = self._events(candidate)
+        if candidate.get("finishReason"):
+            self.finish_raw = candidate["finishReason"]
+            self.finished = candidate
+        return candidate, events
+
+    def end(self) -> StreamEnd:
+        """The final event; ContentFilteredError when the answer was blocked before any text."""
+        finish = _finish_reason(self.finish_raw, self.called)
+        if finish == "content_filter" and not self.got_text:
+            raise self._blocked(
+                "the answer", "finishReason", self.finished, self.finished.get("finishReason")
+            )
+        return StreamEnd(finish, _usage(self.usage_meta), self.version)
+
+    def _candidate(self, data: Mapping[str, Any]) -> Mapping[str, Any] | None:
+        """The first candidate (index 0); ContentFilteredError when the prompt was blocked."""
+        candidates = data.get("candidates")
+        if candidates is not None and not isinstance(candidates, list):
+            raise self.malformed("candidates is not a list")
+        for candidate in candidates or ():
+            if not isinstance(candidate, Mapping):
+                raise self.malformed("a candidate is not an object")
+            if candidate.get("index", 0) == 0:
+                return candidate
+        feedback = data.get("promptFeedback")
+        if isinstance(feedback, Mapping) and feedback.get("blockReason"):
+            raise self._blocked("the prompt", "blockReason", feedback, feedback["blockReason"])
+        return None
+
+    def _events(self, candidate: Mapping[str, Any]) -> list[StreamEvent]:
+        """The events of a candidate's parts, in their order (see the module docstring)."""
+        content = candidate.get("content")
+        if content is None:
+            return []
+        parts = content.get("parts", []) if isinstance(content, Mapping) else None
+        if not isinstance(parts, list):
+            raise self.malformed("candidate content has no parts list")
+        events: list[StreamEvent] = []
+        texts: list[str] = []
+
+        def flush() -> None:
+            if texts:
+                events.append(TextDelta("".join(texts)))
+                texts.clear()
+
+        for part in parts:
+            if not isinstance(part, Mapping):
+                raise self.malformed("a content part is not an object")
+            text, signature = part.get("text"), part.get("thoughtSignature")
+            if text is not None and not isinstance(text, str):
+                raise self.malformed("a content part's text is not a string")
+            if signature is not None and not isinstance(signature, str):
+                raise self.malformed("a content part's thoughtSignature is not a string")
+            if part.get("thought") is True:
+                flush()
+                if self._thought is None or signature:
+                    self._thought = self._block()  # a signed summary stays a part of its own
+                events.append(ReasoningDelta(text or "", signature, index=self._thought))
+                self._thought = None if signature else self._thought
+                continue
+            self._thought = None
+            if signature:  # it belongs to this part: it goes back on it (gemini_request)
+                flush()
+                events.append(ReasoningDelta("", signature, index=self._block()))
+            if "functionCall" in part:
+                flush()
+                events.extend(self._call(part["functionCall"]))
+            elif text:
+                self.got_text = True
+                texts.append(text)
+            # Other parts (inlineData, executableCode, ...) carry nothing this runtime returns.
+        flush()
+        return events
+
+    def _block(self) -> int:
+        self._blocks += 1
+        return self._blocks - 1
+
+    def _call(self, call: Any) -> tuple[ToolCallDelta, ToolCallDone]:
+        """A whole functionCall: its one argument delta and its completion at once."""
+        if not isinstance(call, Mapping) or not isinstance(call.get("name"), str):
+            raise self.malformed("a functionCall has no name")
+        name: str = call["name"]
+        args = call.get("args")
+        args = {} if args is None else args
+        if not isinstance(args, dict):
+            raw = json.dumps(args)
+            raise ToolArgumentsError(
+                self.provider.scrub(
+                    f"the arguments of tool call {name!r} are not a JSON object "
+                    f"(a JSON {type(args).__name__})"
+                ),
+                raw_arguments=raw,
+                tool_name=name,
+                provider=self.provider.provider_name or None,
+                model=self.request.model,
+            )
+        index = self._calls
+        self._calls += 1
+        self.called = True
+        call_id = _str_or_none(call.get("id")) or self._generated_id(index)
+        return (
+            ToolCallDelta(index, call_id, name, json.dumps(args)),
+            ToolCallDone(index, ToolCall(call_id, name, args)),
+        )
+
+    def _generated_id(self, index: int) -> str:
+        """An id for a call Gemini gave none: unique across turns (other vendors need that)."""
+        if self._response_id is None:
+            self._response_id = uuid.uuid4().hex[:20]
+        stem = _ID_CHARS.sub("", self._response_id)[:24] or "x"
+        return f"{GENERATED_ID_PREFIX}{stem}_{index}"
+
+    def _blocked(
+        self, what: str, field: str, source: Mapping[str, Any], reason: Any
+    ) -> ContentFilteredError:
+        """ContentFilteredError for a blocked prompt (promptFeedback) or answer (candidate)."""
+        reason = str(reason)
+        detail = _str_or_none(
+            source.get("blockReasonMessage" if field == "blockReason" else "finishMessage")
+        )
+        return ContentFilteredError(
+            self.provider.scrub(
+                f"Gemini blocked {what} ({field} {reason}"
+                f"{_blocked_categories(source.get('safetyRatings'))})"
+                f"{f': {detail}' if detail else ''}; {_hint(reason)}"
+            ),
+            provider=self.provider.provider_name or None,
+            model=self.request.model,
+            vendor_code=reason,
+        )
+
+
+def reply_events(
+    provider: WireProvider, body: Mapping[str, Any], request: ChatRequest
+) -> Iterator[StreamEvent]:
+    """A ``GenerateContentResponse`` as the events a stream of it would have yielded."""
+    reader = _Reader(provider, request)
+    candidate, events = reader.read(body)
+    if candidate is None:
+        raise reader.malformed("the reply has no candidates and no block reason")
+    yield from events
+    yield reader.end()
+
+
+class GeminiStream(StreamDecoder):
+    """A stream of ``GenerateContentResponse`` chunks; the terminal one has a finishReason."""
+
+    terminal = "the model finished (no chunk carried a finishReason)"
+    unframed = True
+    read_to_end = True
+
+    def __init__(self, provider: WireProvider, request: ChatRequest) -> None:
+        super().__init__()
+        self._reader = _Reader(provider, request)
+
+    def feed(self, event: SSEEvent) -> Iterable[StreamEvent]:
+        reader = self._reader
+        if event.unframed:
+            # Text no data: line framed: Google ends a failed stream with its error object,
+            # pretty-printed over several lines. Anything else there is ignored.
+            self._raise_unframed(event)
+            return ()
+        chunk = reader.provider.parse_event(event, reader.request, "a stream event's data")
+        envelope = _error_envelope(chunk)
+        if envelope is not None:
+            status, payload = error_status(envelope)
+            raise reader.provider.error_in_body(status, payload, reader.request, "the stream")
+        if not isinstance(chunk, Mapping):
+            raise reader.malformed(
+                f"a stream event's data is a JSON {type(chunk).__name__}, not an object"
+            )
+        _, events = reader.read(chunk)
+        self.done = reader.finish_raw is not None
+        return events
+
+    def _raise_unframed(self, event: SSEEvent) -> None:
+        """Raise the error an unframed JSON error object at the end of a stream carries."""
+        from ..body import loads
+        from ..status import error_for_payload
+
+        try:
+            envelope = _error_envelope(loads(event.data))
+        except ValueError:
+            return
+        if envelope is None:
+            return
+        # The error of the exchange itself (Google could no longer change the status line):
+        # reported as that HTTP status, not as an error inside a 200.
+        provider, status, payload = self._reader.provider, *error_status(envelope)
+        error: ProviderError = error_for_payload(
+            status,
+            payload,
+            provider=provider.provider_name or None,
+            model=self._reader.request.model,
+            parse=provider.error_parser,
+            secrets=provider.secrets,
+        )
+        raise error
+
+    def finish(self) -> Iterable[StreamEvent]:
+        return (self._reader.end(),)
+
+
+# --------------------------------------------------------------------------- provider
+
+
+class GeminiProvider(WireProvider):
+    """Google Gemini (Generative Language API) over HTTP; the key travels in ``x-goog-api-key``.
+
+    Options (providers.yaml ``options:``): ``headers`` (extra static headers),
+    ``max_connections`` (pool size) and ``safety_settings`` (a list sent as
+    ``safetySettings`` with every call unless the call gives its own).
+    """
+
+    Options: ClassVar[type[WireOptions]] = GeminiOptions
+    protocol: ClassVar[str] = "gemini"
+    content_kinds: ClassVar[frozenset[str]] = frozenset(
+        {"text", "image", "tool_call", "tool_result", "reasoning"}
+    )
+    features: ClassVar[frozenset[str]] = frozenset({"tools", "structured_output", "reasoning"})
+    secret_headers: ClassVar[frozenset[str]] = frozenset({"x-goog-api-key"})
+    default_base_url: ClassVar[str | None] = DEFAULT_BASE_URL
+    malformed_prefix: ClassVar[str] = (
+        "Gemini's reply does not follow the generateContent protocol: "
+    )
+    finish_reasons: ClassVar[Mapping[str, FinishReason]] = _FINISH
+    error_parser = staticmethod(parse_gemini_error)
+
+    options: GeminiOptions
+
+    def auth_headers(self) -> dict[str, str]:
+        return {"x-goog-api-key": self.api_key} if self.api_key else {}
+
+    def route(self, request: ChatRequest, stream: bool) -> Route:
+        model = request.model
+        # "tunedModels/x" or "models/x" are full resource names; a bare name is a base model.
+        resource = model if "/" in model else f"models/{model}"
+        method = "streamGenerateContent" if stream else "generateContent"
+        return Route(f"/{quote(resource, safe='/@')}:{method}", {"alt": "sse"} if stream else {})
+
+    def encode(self, request: ChatRequest, stream: bool) -> dict[str, Any]:
+        return build_body(request, safety_settings=self.options.safety_settings)
+
+    def body_error(self, body: Any) -> tuple[int, Any] | None:
+        envelope = _error_envelope(body)
+        return error_status(envelope) if envelope is not None else None
+
+    def reply_events(self, body: Mapping[str, Any], request: ChatRequest) -> Iterable[StreamEvent]:
+        return reply_events(self, body, request)
+
+    def stream_decoder(self, request: ChatRequest) -> GeminiStream:
+        return GeminiStream(self, request)

@@ -90,6 +90,9 @@ class StreamDecoder:
 
     terminal: ClassVar[str] = "its final event"
     unframed: ClassVar[bool] = False
+    #: Read on after the terminal event until the server ends the body: for a protocol
+    #: that may send more after it (Gemini's usage can follow its finishReason chunk).
+    read_to_end: ClassVar[bool] = False
 
     def __init__(self) -> None:
         self.done = False
@@ -332,7 +335,7 @@ class WireProvider(ChatProvider):
             async for event in events:
                 for item in decoder.feed(event):
                     yield item
-                if decoder.done:
+                if decoder.done and not decoder.read_to_end:
                     # Stop here, as the official SDKs do: a body held open after the
                     # terminal event must not turn a complete answer into a timeout.
                     break

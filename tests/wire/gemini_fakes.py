@@ -17,6 +17,8 @@ __all__ = [
     "error_body",
     "error_info",
     "error_reply",
+    "function_call",
+    "parts_candidate",
     "response",
     "retry_info",
     "sse_reply",
@@ -64,6 +66,27 @@ def candidate(
         out["safetyRatings"] = ratings
     if index is not None:
         out["index"] = index
+    return out
+
+
+def function_call(
+    name: str, args: Any, *, id: str | None = None, signature: str | None = None
+) -> dict[str, Any]:
+    """A ``functionCall`` part (Gemini sends ``args`` as an object, ``id`` only sometimes)."""
+    call: dict[str, Any] = {"name": name, "args": args}
+    if id is not None:
+        call["id"] = id
+    part: dict[str, Any] = {"functionCall": call}
+    if signature is not None:
+        part["thoughtSignature"] = signature
+    return part
+
+
+def parts_candidate(*parts: dict[str, Any], finish: str | None = "STOP") -> dict[str, Any]:
+    """A candidate with these exact content parts (function calls, signed parts, ...)."""
+    out: dict[str, Any] = {"content": {"role": "model", "parts": list(parts)}, "index": 0}
+    if finish is not None:
+        out["finishReason"] = finish
     return out
 
 

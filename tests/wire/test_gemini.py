@@ -31,6 +31,7 @@ from runtime.types import (
     FinishReason,
     Message,
     ProviderResponse,
+    ReasoningDelta,
     StreamEnd,
     StreamEvent,
     TextDelta,
@@ -379,6 +380,22 @@ def test_unknown_option_is_a_config_error() -> None:
         GeminiProvider(api_key=CANARY, safety_setting=[])
 
 
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        pytest.param(
+            {"safety_settings": "BLOCK_NONE"}, "options.safety_settings: must be a list", id="list"
+        ),
+        pytest.param({"max_connections": 0}, "options.max_connections: must be >= 1", id="pool"),
+        pytest.param({"headers": {"x-a": 1}}, "options.headers.x-a: must be a string", id="hdr"),
+    ],
+)
+def test_bad_options_are_config_errors(options: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        GeminiProvider(api_key=CANARY, **options)
+    assert str(info.value) == f"GeminiProvider: {message}"
+
+
 def test_default_base_url_and_resource_names() -> None:
     provider = GeminiProvider(api_key=CANARY)
     url = provider.describe_request(request())["url"]
@@ -452,8 +469,13 @@ async def test_usage_with_cached_and_thoughts(
     )
     result = await provider.chat(request())
     assert (result.text, result.usage) == ("The answer is 4.", expected)
+    assert result.reasoning == "Let me add 2 and 2."
     events = await call(provider, request(), stream=True)
-    assert events == [TextDelta("The answer is 4."), StreamEnd("stop", expected, MODEL_VERSION)]
+    assert events == [
+        ReasoningDelta("Let me add 2 and 2.", index=0),
+        TextDelta("The answer is 4."),
+        StreamEnd("stop", expected, MODEL_VERSION),
+    ]
 
 
 async def test_all_output_spent_on_thinking(
