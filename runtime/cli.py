@@ -126,6 +126,25 @@ def _build_parser() -> argparse.ArgumentParser:
             metavar="NAME=VALUE",
             help="a template variable (VALUE @FILE reads the file)",
         )
+        p.add_argument(
+            "--schema",
+            metavar="FILE",
+            help="a JSON Schema file the answer must follow (prints the validated JSON)",
+        )
+        p.add_argument(
+            "-a",
+            "--attach",
+            action="append",
+            default=[],
+            metavar="FILE_OR_URL",
+            help="attach an image (a file, or an http(s) URL); repeatable",
+        )
+        p.add_argument(
+            "--reasoning",
+            metavar="EFFORT",
+            choices=("low", "medium", "high"),
+            help="reasoning effort",
+        )
         p.add_argument("--temperature", type=float)
         p.add_argument("--max-tokens", type=int)
         p.add_argument(
@@ -263,6 +282,47 @@ class _UsageError(Exception):
     """A usage problem found after parsing: exit 2 with one line."""
 
 
+def _schema_file(path: str) -> dict[str, Any]:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            schema = json.load(handle)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _UsageError(f"--schema: cannot read {path!r}: {exc}") from None
+    except (ValueError, RecursionError):
+        raise _UsageError(f"--schema: {path!r} is not a JSON file") from None
+    if not isinstance(schema, dict):
+        raise _UsageError(f"--schema: {path!r} does not hold a JSON Schema object")
+    return schema
+
+
+#: Image types by file ending, for --attach.
+_IMAGE_TYPES = {
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".gif": "image/gif",
+    ".webp": "image/webp",
+}
+
+
+def _attachment(item: str) -> dict[str, Any]:
+    if item.startswith(("http://", "https://")):
+        return {"type": "image", "url": item}
+    media = _IMAGE_TYPES.get(os.path.splitext(item)[1].lower())
+    if media is None:
+        raise _UsageError(
+            f"--attach: {item!r}: give a .png, .jpg, .gif or .webp file, or an http(s) URL"
+        )
+    try:
+        with open(item, "rb") as handle:
+            data = handle.read(20 * 1024 * 1024 + 1)
+    except OSError as exc:
+        raise _UsageError(f"--attach: cannot read {item!r}: {exc.strerror or exc}") from None
+    if len(data) > 20 * 1024 * 1024:
+        raise _UsageError(f"--attach: {item!r} is larger than 20 MiB")
+    return {"type": "image", "data": data, "media_type": media}
+
+
 def _variable(text: str) -> tuple[str, str]:
     name, sep, value = text.partition("=")
     if not sep or not name:
@@ -290,7 +350,19 @@ def _call_args(args: argparse.Namespace) -> dict[str, Any]:
         return call
     if args.var:
         raise _UsageError("--var goes with --template")
+    if args.schema:
+        call["response_format"] = _schema_file(args.schema)
+    if args.reasoning:
+        call["reasoning"] = {"effort": args.reasoning}
     prompt = _prompt(args)
+    if args.attach:
+        content: list[dict[str, Any]] = [{"type": "text", "text": prompt}]
+        content += [_attachment(item) for item in args.attach]
+        messages: list[dict[str, Any]] = [{"role": "user", "content": content}]
+        if args.system:
+            messages.insert(0, {"role": "system", "content": args.system})
+        call["messages"] = messages
+        return call
     if args.system:
         call["messages"] = [
             {"role": "system", "content": args.system},
@@ -320,7 +392,8 @@ async def _complete(rt: Any, args: argparse.Namespace, out: TextIO) -> int:
     async with rt:
         call = _call_args(args)
         cfg = rt.model(args.model)
-        if args.json or args.no_stream or not cfg.supports_streaming:
+        structured = call.get("response_format") is not None
+        if args.json or args.no_stream or structured or not cfg.supports_streaming:
             result = await rt.generate(model=args.model, **call)
             if args.json:
                 data = {
@@ -337,9 +410,12 @@ async def _complete(rt: Any, args: argparse.Namespace, out: TextIO) -> int:
                         for c in result.tool_calls
                     ],
                     "reasoning": result.reasoning,
+                    "parsed": result.parsed,
                     "cost": _cost_json(result.cost),
                 }
                 out.write(json.dumps(data, indent=2) + "\n")
+            elif call.get("response_format") is not None:
+                out.write(json.dumps(result.parsed, indent=2) + "\n")
             else:
                 out.write(result.text + "\n")
             _say_fallbacks(result)

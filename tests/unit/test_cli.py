@@ -565,6 +565,7 @@ def test_complete_json(cli: CLI, user_files: list[str]) -> None:
         "fallbacks": [],
         "tool_calls": [],
         "reasoning": None,
+        "parsed": None,
         "cost": None,
     }
 
