@@ -7,7 +7,9 @@
   ``strict`` (the API's default, and not every compatible server knows the key).
   ``tool_choice`` is ``"auto"``/``"required"``/``"none"`` or
   ``{"type": "function", "function": {"name": ...}}``. ``tool_choice`` and
-  ``parallel_tool_calls`` are sent only with tools (the API refuses them alone).
+  ``parallel_tool_calls`` are sent only with tools (the API refuses them alone), and
+  ``parallel_tool_calls: false`` not at all to a model whose capabilities say it makes no
+  parallel calls (o3-mini and o4-mini refuse the parameter itself).
 * ``response_format`` goes as ``{"type": "json_schema", "json_schema": {name, schema,
   strict}}``. ``strict`` is true only when the caller did not turn it off *and* the schema
   already qualifies for OpenAI's strict mode (``strict_ready``: every object has
@@ -102,8 +104,13 @@ def _portable(request: ChatRequest) -> dict[str, Any]:
             out["tool_choice"] = choice
         elif choice is not None:
             out["tool_choice"] = {"type": "function", "function": {"name": choice}}
-        if request.parallel_tool_calls is not None:
-            out["parallel_tool_calls"] = request.parallel_tool_calls
+        parallel = request.parallel_tool_calls
+        # A model declared without parallel calls already makes one call per turn, and
+        # some (o3-mini, o4-mini) refuse the parameter itself, even as false.
+        if parallel is not None and not (
+            parallel is False and request.capabilities.get("parallel_tool_calls") is False
+        ):
+            out["parallel_tool_calls"] = parallel
     schema = request.response_format
     if schema is not None:
         out["response_format"] = {

@@ -190,6 +190,15 @@ SENT = [
         id="choice-without-tools-not-sent",
     ),
     pytest.param(
+        # o3-mini / o4-mini refuse the parameter; declared without parallel calls, false is
+        # what they do anyway.
+        _request(
+            tools=(WEATHER,), parallel_tool_calls=False, capabilities={"parallel_tool_calls": False}
+        ),
+        {"tools": [WEATHER_WIRE]},
+        id="parallel-off-not-sent-to-a-model-without-it",
+    ),
+    pytest.param(
         _request(response_format=normalize_response_format(STRICT_SCHEMA)),
         {
             "response_format": {
