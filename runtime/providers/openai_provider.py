@@ -20,25 +20,45 @@ Decisions worth knowing:
 * ``error`` objects inside a 200 reply or a stream chunk are mapped as the HTTP status they
   stand for (``server_error`` as 5xx, ``rate_limit_exceeded`` as 429, others as 400), with
   ``status_code`` None since the HTTP status itself was 200.
+
+The request body (tools, ``response_format``, images, reasoning, the message rules) is
+``openai_body.build_body``; see that module for its decisions.
+
+Replies: ``message.tool_calls`` and streamed ``delta.tool_calls`` become a ``ToolCallDelta``
+per fragment as it arrives and a ``ToolCallDone`` for each call once it is complete: when
+the next index starts, and for every open call at ``finish_reason`` (as the SDK's stream
+accumulator decides). Arguments that are not a JSON object raise ToolArgumentsError with the
+raw text. A call without an id (some compatible servers) gets ``call_{index}``.
+``reasoning_content`` / ``reasoning`` text (DeepSeek, vLLM, OpenRouter, Groq) is read as
+reasoning.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field
 
-from ..errors import ContentFilteredError, InvalidRequestError, MalformedResponseError
+from ..errors import ContentFilteredError, MalformedResponseError
 from ..status import ErrorInfo, default_error_parser
 from ..types import (
     ChatRequest,
     FinishReason,
+    ReasoningDelta,
     StreamEnd,
     StreamEvent,
     TextDelta,
+    ToolArgumentsError,
+    ToolCall,
+    ToolCallDelta,
+    ToolCallDone,
     Usage,
 )
+from ..types.response import parse_arguments
+from .openai_body import build_body
 from .wire import Route, StreamDecoder, WireOptions, WireProvider
 
 if TYPE_CHECKING:
@@ -57,9 +77,6 @@ __all__ = [
 ]
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
-
-#: Body keys the runtime owns; ``params`` may not set them.
-_PROTECTED_PARAMS = ("model", "messages", "stream")
 
 FINISH_REASONS: dict[str, FinishReason] = {
     "stop": "stop",
@@ -90,34 +107,6 @@ class OpenAIOptions(WireOptions):
 
 
 # --------------------------------------------------------------------------- request
-
-
-def build_body(request: ChatRequest, *, stream: bool, stream_usage: bool) -> dict[str, Any]:
-    """The Chat Completions JSON body for ``request``.
-
-    ``params`` are merged last (they may set anything but model, messages and stream).
-    """
-    clash = [key for key in _PROTECTED_PARAMS if key in request.params]
-    if clash:
-        raise InvalidRequestError(
-            f"parameter {clash[0]!r} cannot be passed as an extra parameter: the runtime sets "
-            "it (choose the model by its id, pass messages as messages, and call stream() "
-            "to stream)"
-        )
-    body: dict[str, Any] = {
-        "model": request.model,
-        "messages": [m.to_dict() for m in request.messages],
-    }
-    if request.temperature is not None:
-        body["temperature"] = request.temperature
-    if request.max_tokens is not None:
-        body[request.max_tokens_param] = request.max_tokens
-    if stream:
-        body["stream"] = True
-        if stream_usage:
-            body["stream_options"] = {"include_usage": True}
-    body.update(request.params)
-    return body
 
 
 # --------------------------------------------------------------------------- replies
@@ -219,6 +208,99 @@ class _Reader:
         return self.provider.error_in_body(status, envelope, self.request, where)
 
 
+def _reasoning(source: Mapping[str, Any]) -> str:
+    """Reasoning text some compatible servers add beside ``content`` (never sent back)."""
+    for key in ("reasoning_content", "reasoning"):
+        value = source.get(key)
+        if isinstance(value, str) and value:
+            return value
+    return ""
+
+
+@dataclass(slots=True)
+class _OpenCall:
+    id: str | None = None
+    name: str | None = None
+    arguments: list[str] = field(default_factory=list)
+    done: bool = False
+
+
+class _ToolCalls:
+    """Tool calls by index as they arrive: a delta per fragment, a done per complete call.
+
+    A call is complete when a call with another index starts and, for all still open, at
+    the finish reason (or the end of the reply).
+    """
+
+    def __init__(self, reader: _Reader) -> None:
+        self._reader = reader
+        self._calls: dict[int, _OpenCall] = {}
+        self._current: int | None = None
+
+    def feed(self, raw: Any, where: str, index: int | None = None) -> list[StreamEvent]:
+        """One entry of a ``tool_calls`` list -> its events (``index`` if the entry has none)."""
+        if not isinstance(raw, Mapping) or not isinstance(raw.get("function", {}), Mapping):
+            raise self._reader.malformed(f"{where}: a tool call is not an object with a function")
+        if raw.get("type") not in (None, "function"):
+            raise self._reader.malformed(
+                f"{where}: a tool call of type {raw.get('type')!r} (only function tools are sent)"
+            )
+        function = raw.get("function") or {}
+        call_id = raw.get("id") if isinstance(raw.get("id"), str) and raw.get("id") else None
+        name = function.get("name") if isinstance(function.get("name"), str) else None
+        arguments = function.get("arguments")
+        if isinstance(arguments, Mapping):  # a few compatible servers send the object itself
+            arguments = json.dumps(arguments)
+        if not isinstance(arguments, str | None):
+            raise self._reader.malformed(f"{where}: tool call arguments are not text")
+        index = self._index(raw.get("index", index), call_id, where)
+        out: list[StreamEvent] = []
+        call = self._calls.get(index)
+        if call is None:
+            out.extend(self.close())
+            call = self._calls[index] = _OpenCall()
+        elif call.done:
+            raise self._reader.malformed(
+                f"{where}: tool call {index} got more arguments after it was complete"
+            )
+        self._current = index
+        call.id = call.id or call_id
+        call.name = call.name or name or None
+        if arguments:
+            call.arguments.append(arguments)
+        if call_id or name or arguments:
+            out.append(ToolCallDelta(index, call_id, name or None, arguments or ""))
+        return out
+
+    def _index(self, index: Any, call_id: str | None, where: str) -> int:
+        if isinstance(index, int) and not isinstance(index, bool) and index >= 0:
+            return index
+        if index is not None:
+            raise self._reader.malformed(f"{where}: a tool call index is not a number")
+        # No index (some compatible servers): a new id starts the next call.
+        current = self._calls.get(self._current) if self._current is not None else None
+        if current is None or (call_id is not None and call_id != current.id):
+            return max(self._calls, default=-1) + 1
+        return self._current  # type: ignore[return-value]
+
+    def close(self) -> list[StreamEvent]:
+        """``ToolCallDone`` for every open call, in index order."""
+        out: list[StreamEvent] = []
+        for index in sorted(i for i, c in self._calls.items() if not c.done):
+            call = self._calls[index]
+            call.done = True
+            if not call.name:
+                raise self._reader.malformed(f"tool call {index} has no function name")
+            try:
+                arguments = parse_arguments(call.name, "".join(call.arguments))
+            except ToolArgumentsError as exc:
+                raise self._reader.provider.arguments_error(exc, self._reader.request) from None
+            out.append(
+                ToolCallDone(index, ToolCall(call.id or f"call_{index}", call.name, arguments))
+            )
+        return out
+
+
 def reply_events(
     provider: WireProvider, body: Mapping[str, Any], request: ChatRequest
 ) -> Iterator[StreamEvent]:
@@ -232,11 +314,21 @@ def reply_events(
     if not isinstance(message, Mapping):
         raise reader.malformed("the chat completion reply has no choices[0].message")
     text = reader.text(message.get("content"), "choices[0].message")
+    calls = message.get("tool_calls")
+    if calls is not None and not isinstance(calls, list):
+        raise reader.malformed("choices[0].message.tool_calls is not a list")
     refusal = message.get("refusal")
     if isinstance(refusal, str) and refusal and not text:
         raise reader.refused(refusal)
+    thought = _reasoning(message)
+    if thought:
+        yield ReasoningDelta(thought)
     if text:
         yield TextDelta(text)
+    tracker = _ToolCalls(reader)
+    for index, raw in enumerate(calls or ()):
+        yield from tracker.feed(raw, f"choices[0].message.tool_calls[{index}]", index)
+    yield from tracker.close()
     reported = body.get("model")
     yield StreamEnd(
         provider.map_finish(choice.get("finish_reason")),
@@ -254,6 +346,7 @@ class OpenAIStream(StreamDecoder):
     def __init__(self, provider: WireProvider, request: ChatRequest) -> None:
         super().__init__()
         self._reader = _Reader(provider, request)
+        self._calls = _ToolCalls(self._reader)
         self._finish: FinishReason | None = None
         self._usage = Usage()
         self._model: str | None = None
@@ -288,13 +381,27 @@ class OpenAIStream(StreamDecoder):
                 continue
             delta = choice.get("delta")
             if isinstance(delta, Mapping):
-                text = self._reader.text(delta.get("content"), "a stream chunk's delta")
-                if text:
-                    out.append(TextDelta(text))
-                if isinstance(delta.get("refusal"), str):
-                    self._refusal += delta["refusal"]
+                out.extend(self._delta(delta))
             if choice.get("finish_reason"):
                 self._finish = self._reader.provider.map_finish(choice["finish_reason"])
+                out.extend(self._calls.close())
+        return out
+
+    def _delta(self, delta: Mapping[str, Any]) -> list[StreamEvent]:
+        out: list[StreamEvent] = []
+        thought = _reasoning(delta)
+        if thought:
+            out.append(ReasoningDelta(thought))
+        text = self._reader.text(delta.get("content"), "a stream chunk's delta")
+        if text:
+            out.append(TextDelta(text))
+        if isinstance(delta.get("refusal"), str):
+            self._refusal += delta["refusal"]
+        calls = delta.get("tool_calls")
+        if calls is not None and not isinstance(calls, list):
+            raise self._reader.malformed("a stream chunk's delta.tool_calls is not a list")
+        for raw in calls or ():
+            out.extend(self._calls.feed(raw, "a stream chunk's delta.tool_calls"))
         return out
 
     @property
@@ -303,10 +410,13 @@ class OpenAIStream(StreamDecoder):
         return self._finish is not None
 
     def finish(self) -> Iterable[StreamEvent]:
-        """The final event; raises ContentFilteredError when the model refused."""
+        """The final events; raises ContentFilteredError when the model refused."""
         if self._refusal:
             raise self._reader.refused(self._refusal)
-        return (StreamEnd(self._finish or "unknown", self._usage, self._model, self._id),)
+        return (
+            *self._calls.close(),
+            StreamEnd(self._finish or "unknown", self._usage, self._model, self._id),
+        )
 
 
 # --------------------------------------------------------------------------- provider
@@ -322,6 +432,10 @@ class OpenAIProvider(WireProvider):
     """
 
     Options: ClassVar[type[WireOptions]] = OpenAIOptions
+    content_kinds: ClassVar[frozenset[str]] = frozenset(
+        {"text", "image", "tool_call", "tool_result", "reasoning"}  # reasoning: dropped
+    )
+    features: ClassVar[frozenset[str]] = frozenset({"tools", "structured_output", "reasoning"})
     protocol: ClassVar[str] = "openai"
     secret_headers: ClassVar[frozenset[str]] = frozenset({"authorization"})
     default_base_url: ClassVar[str | None] = DEFAULT_BASE_URL

@@ -27,6 +27,7 @@ from urllib.parse import urlencode
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from .. import errors
 from ..errors import (
     ConfigError,
     MalformedResponseError,
@@ -281,15 +282,20 @@ class WireProvider(ChatProvider):
         try:
             return accumulator.response(raw)
         except ToolArgumentsError as exc:
-            from ..errors import ToolArgumentsError as Ours
+            raise self.arguments_error(exc, request) from None
 
-            raise Ours(
-                self.scrub(str(exc)),
-                raw_arguments=exc.raw,
-                tool_name=exc.name,
-                provider=self.provider_name or None,
-                model=request.model,
-            ) from None
+    def arguments_error(
+        self, exc: ToolArgumentsError, request: ChatRequest
+    ) -> errors.ToolArgumentsError:
+        """Ours (a MalformedResponseError naming provider and model) for arguments that are
+        not a JSON object; a stream decoder raises it when it completes a call."""
+        return errors.ToolArgumentsError(
+            self.scrub(str(exc)),
+            raw_arguments=exc.raw,
+            tool_name=exc.name,
+            provider=self.provider_name or None,
+            model=request.model,
+        )
 
     async def chat(self, request: ChatRequest) -> ProviderResponse:
         """One non-streamed call: the JSON reply decoded into events, then accumulated."""

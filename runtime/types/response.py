@@ -26,7 +26,13 @@ from .events import (
 )
 from .messages import Message
 
-__all__ = ["Accumulator", "Completion", "ProviderResponse", "ToolArgumentsError"]
+__all__ = [
+    "Accumulator",
+    "Completion",
+    "ProviderResponse",
+    "ToolArgumentsError",
+    "parse_arguments",
+]
 
 _NOT_PRICED: Any = object()
 
@@ -238,14 +244,21 @@ class _OpenCall:
 
     def build(self) -> ToolCall:
         name = self.name or ""
-        raw = "".join(self.arguments)
-        try:
-            value = json.loads(raw) if raw.strip() else {}
-        except (ValueError, RecursionError) as exc:
-            raise ToolArgumentsError(name, raw, f"{type(exc).__name__}: {exc}") from None
-        if not isinstance(value, dict):
-            raise ToolArgumentsError(name, raw, f"a JSON {type(value).__name__}")
-        return ToolCall(self.id or "", name, value)
+        return ToolCall(self.id or "", name, parse_arguments(name, "".join(self.arguments)))
+
+
+def parse_arguments(name: str, raw: str) -> dict[str, Any]:
+    """The JSON object of tool call ``name``'s arguments text (empty text: ``{}``).
+
+    Raises ToolArgumentsError (with ``raw``) for text that is not a JSON object.
+    """
+    try:
+        value = json.loads(raw) if raw.strip() else {}
+    except (ValueError, RecursionError) as exc:
+        raise ToolArgumentsError(name, raw, f"{type(exc).__name__}: {exc}") from None
+    if not isinstance(value, dict):
+        raise ToolArgumentsError(name, raw, f"a JSON {type(value).__name__}")
+    return value
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,11 @@
 
 The shapes follow the Chat Completions API reference: a ``chat.completion`` object, a
 stream of ``chat.completion.chunk`` objects ending in a usage-only chunk (``choices: []``)
-when ``stream_options.include_usage`` is set, then ``data: [DONE]``.
+when ``stream_options.include_usage`` is set, then ``data: [DONE]``. Tool calls follow the
+SDK's types (``ChatCompletionMessageFunctionToolCall``, ``ChoiceDeltaToolCall``) and the
+live recordings in the openai SDK's test snapshots: a stream opens each call with a chunk
+carrying its ``index``, ``id``, ``type`` and ``function.name`` with empty ``arguments``, then
+sends the arguments in fragments under the same ``index``; calls follow one another.
 """
 
 from __future__ import annotations
@@ -30,8 +34,10 @@ def completion(
     usage: dict[str, Any] | None = USAGE,
     model: str = MODEL,
     refusal: str | None = None,
+    tool_calls: list[dict[str, Any]] | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A ``chat.completion`` object with one choice."""
+    """A ``chat.completion`` object with one choice (``extra`` joins its message)."""
     body: dict[str, Any] = {
         "id": "chatcmpl-123",
         "object": "chat.completion",
@@ -40,7 +46,13 @@ def completion(
         "choices": [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": content, "refusal": refusal},
+                "message": {
+                    "role": "assistant",
+                    "content": content,
+                    "refusal": refusal,
+                    **({"tool_calls": tool_calls} if tool_calls is not None else {}),
+                    **(extra or {}),
+                },
                 "logprobs": None,
                 "finish_reason": finish_reason,
             }
@@ -58,6 +70,8 @@ def chunk(
     role: str | None = None,
     refusal: str | None = None,
     model: str = MODEL,
+    tool_calls: list[dict[str, Any]] | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """One ``chat.completion.chunk`` with one choice (``usage: null`` as OpenAI sends it)."""
     delta: dict[str, Any] = {}
@@ -67,6 +81,9 @@ def chunk(
         delta["content"] = content
     if refusal is not None:
         delta["refusal"] = refusal
+    if tool_calls is not None:
+        delta["tool_calls"] = tool_calls
+    delta.update(extra or {})
     return {
         "id": "chatcmpl-123",
         "object": "chat.completion.chunk",
@@ -121,3 +138,49 @@ def error_body(
 ) -> dict[str, Any]:
     """OpenAI's error envelope."""
     return {"error": {"message": message, "type": type, "param": param, "code": code}}
+
+
+def tool_call(call_id: str, name: str, arguments: str) -> dict[str, Any]:
+    """One entry of ``message.tool_calls``: the arguments are JSON *text*."""
+    return {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
+
+
+#: Two calls in one turn, as gpt-4o makes them (ids in OpenAI's shape).
+PARALLEL = (
+    ("call_lQnnsesjFMWMQ5IeWPHzR4th", "get_weather", '{"city": "Edinburgh", "units": "c"}'),
+    ("call_2xjOUgaCdiwAcl9ZBL9LyMUU", "get_stock_price", '{"ticker": "AAPL"}'),
+)
+
+
+def tool_call_chunks(
+    calls: tuple[tuple[str, str, list[str]], ...],
+    *,
+    finish_reason: str = "tool_calls",
+) -> list[dict[str, Any]]:
+    """The chunks of a tool-calling turn: ``calls`` are (id, name, argument fragments)."""
+    out = [chunk(role="assistant", extra={"content": None})]
+    for index, (call_id, name, fragments) in enumerate(calls):
+        opening = {"index": index, "id": call_id, "type": "function"}
+        out.append(chunk(tool_calls=[{**opening, "function": {"name": name, "arguments": ""}}]))
+        out += [
+            chunk(tool_calls=[{"index": index, "function": {"arguments": piece}}])
+            for piece in fragments
+        ]
+    out.append(chunk(finish_reason=finish_reason))
+    return out
+
+
+def tool_call_stream(
+    calls: tuple[tuple[str, str, list[str]], ...], *, finish_reason: str = "tool_calls"
+) -> Reply:
+    """``tool_call_chunks`` as a whole SSE reply: usage chunk and ``[DONE]`` at the end."""
+    events: list[tuple[str | None, Any]] = [
+        (None, c) for c in tool_call_chunks(calls, finish_reason=finish_reason)
+    ]
+    events += [(None, usage_chunk()), (None, "[DONE]")]
+    return Reply(chunks=sse(events))
+
+
+def split(text: str, every: int) -> list[str]:
+    """``text`` cut into pieces of ``every`` characters (anywhere: inside strings, escapes)."""
+    return [text[i : i + every] for i in range(0, len(text), every)]
