@@ -214,6 +214,7 @@ def sdk_usage(usage: Any) -> Usage:
         prompt_tokens=usage.input_tokens + (creation or 0) + (read or 0),
         completion_tokens=usage.output_tokens,
         cached_tokens=read,
+        cache_write_tokens=creation,
     )
 
 
@@ -284,7 +285,12 @@ async def test_same_stream_reading_raw_events(
     assert stop_reason is not None
     assert end.finish_reason == FINISH[stop_reason]
     expected = sdk_usage(start_usage)
-    assert end.usage == Usage(expected.prompt_tokens, output_tokens, None, expected.cached_tokens)
+    assert end.usage == Usage(
+        expected.prompt_tokens,
+        output_tokens,
+        cached_tokens=expected.cached_tokens,
+        cache_write_tokens=expected.cache_write_tokens,
+    )
 
 
 @pytest.mark.parametrize("events", STREAMS)
