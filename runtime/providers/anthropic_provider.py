@@ -1,6 +1,8 @@
 """The Anthropic Messages API (``POST /v1/messages``) on the ``WireProvider`` base.
 
-Choices this module makes, each tested in ``tests/wire/test_anthropic.py``:
+This module reads replies and streams; ``anthropic_request`` builds the request body (its
+docstring has the rules for tools, images, thinking and structured output). Choices made
+here, tested in ``tests/wire/test_anthropic.py`` and ``test_anthropic_tools.py``:
 
 - ``base_url`` does **not** include ``/v1``, exactly as the official SDK's ``base_url``
   (default ``https://api.anthropic.com``); a trailing slash is optional and a path prefix
@@ -13,7 +15,18 @@ Choices this module makes, each tested in ``tests/wire/test_anthropic.py``:
   ``max_tokens_param`` is ignored: the API knows no other). When the call gives none the
   provider option ``default_max_tokens`` (4096) is sent.
 - ``params`` are merged into the body but may not replace what the provider sets itself
-  (model, messages, system, stream, max_tokens, temperature): ``InvalidRequestError``.
+  (model, messages, system, stream, max_tokens, temperature, and tools, tool_choice,
+  thinking or output_config when the call's portable arguments set them).
+- Replies: ``text`` blocks are the answer; ``thinking`` / ``redacted_thinking`` blocks
+  become ``ReasoningPart``s (origin ``anthropic``, signature or data kept) in their place;
+  ``tool_use`` blocks ``ToolCall``s. A stream yields a ``ToolCallDelta`` when a tool_use
+  block starts (id and name) and for each ``input_json_delta`` fragment as it comes, and a
+  ``ToolCallDone`` at that block's ``content_block_stop``; arguments that are not a JSON
+  object raise ``ToolArgumentsError`` with the raw text. ``thinking_delta`` and
+  ``signature_delta`` become ``ReasoningDelta``s. Blocks of kinds we do not use (server
+  tools, citations) are skipped. When structured output went through the forced output
+  tool, that tool's input is the answer's text (streamed fragment by fragment) and
+  ``stop_reason: tool_use`` reads as ``stop``.
 - ``stop_reason`` ``refusal`` is returned as finish reason ``content_filter``, not raised: in
   a stream it arrives after the text has been delivered, so raising there would disagree
   with the non-streamed call; the caller (or the runtime's policy) decides.
@@ -30,23 +43,30 @@ Choices this module makes, each tested in ``tests/wire/test_anthropic.py``:
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field, field_validator
 
-from ..errors import InvalidRequestError
+from ..body import loads
+from ..errors import ToolArgumentsError
 from ..redact import snippet
 from ..status import ErrorInfo, default_error_parser
 from ..types import (
     ChatRequest,
     FinishReason,
+    ReasoningDelta,
     StreamEnd,
     StreamEvent,
     TextDelta,
+    ToolCall,
+    ToolCallDelta,
+    ToolCallDone,
     Usage,
 )
+from .anthropic_request import PROTOCOL, build_body, output_tool
 from .wire import Route, StreamDecoder, WireOptions, WireProvider
 
 if TYPE_CHECKING:
@@ -94,9 +114,6 @@ _ERROR_STATUS: dict[str, int] = {
 #: Anthropic's wording when input plus max_tokens do not fit; the seam's generic patterns
 #: miss it ("prompt is too long" they already catch).
 _CONTEXT_LIMIT = re.compile(r"exceed context limit", re.IGNORECASE)
-
-#: Body keys the provider sets itself; ``params`` may not replace them.
-_RESERVED = frozenset({"model", "messages", "system", "stream", "max_tokens"})
 
 
 class AnthropicOptions(WireOptions):
@@ -147,51 +164,6 @@ def _error_kind(envelope: Any) -> str | None:
     return kind if isinstance(kind, str) else None
 
 
-# --------------------------------------------------------------------------- request
-
-
-def build_body(request: ChatRequest, *, stream: bool, default_max_tokens: int) -> dict[str, Any]:
-    """The Messages JSON body for ``request``: one code path for sending and describing."""
-    system: list[str] = []
-    turns: list[dict[str, Any]] = []
-    for index, message in enumerate(request.messages):
-        if message.role == "system":
-            if turns:
-                raise InvalidRequestError(
-                    f"messages[{index}]: a system message after the conversation started; "
-                    "the Anthropic Messages API takes system text only at the start (it "
-                    "becomes the top-level 'system')"
-                )
-            system.append(message.content)
-        else:
-            turns.append({"role": message.role, "content": message.content})
-    if not turns:
-        raise InvalidRequestError(
-            "messages: the Anthropic Messages API needs at least one user or assistant "
-            "message besides the system prompt"
-        )
-    max_tokens = request.max_tokens
-    body: dict[str, Any] = {
-        "model": request.model,
-        "messages": turns,
-        "max_tokens": default_max_tokens if max_tokens is None else max_tokens,
-    }
-    if system:
-        body["system"] = "\n\n".join(system)
-    if request.temperature is not None:
-        body["temperature"] = request.temperature
-    clash = sorted(k for k in request.params if k in _RESERVED or k in body)
-    if clash:
-        raise InvalidRequestError(
-            f"parameter {clash[0]!r} may not be passed in params: the Anthropic provider "
-            "sets it from the request (messages, max_tokens, temperature, stream)"
-        )
-    body.update(request.params)
-    if stream:
-        body["stream"] = True
-    return body
-
-
 # --------------------------------------------------------------------------- replies
 
 
@@ -215,31 +187,93 @@ def parse_usage(usage: Any) -> Usage:
     )
 
 
-def _text_of(
-    provider: WireProvider, block: Mapping[str, Any], key: str, what: str, request: ChatRequest
-) -> str:
-    text = block.get(key)
-    if not isinstance(text, str):
-        raise provider.malformed(f"{what} has no {key!r} string", request)
-    return text
+class _Reader:
+    """What the reply and the stream decoders share: the provider, the request, the blocks."""
+
+    def __init__(self, provider: WireProvider, request: ChatRequest) -> None:
+        self.provider = provider
+        self.request = request
+        self.output = output_tool(request)  # a tool_use of this name is the answer's text
+        self.answered = False  # whether the output tool was called
+
+    def string(self, block: Mapping[str, Any], key: str, what: str) -> str:
+        value = block.get(key)
+        if not isinstance(value, str):
+            raise self.provider.malformed(f"{what} has no {key!r} string", self.request)
+        return value
+
+    def finish(self, stop_reason: Any) -> FinishReason:
+        if self.answered and stop_reason == "tool_use":
+            return "stop"  # the forced output tool is the answer, not a call to make
+        return self.provider.map_finish(stop_reason)
+
+    def block(self, index: int, block: Mapping[str, Any], whole: bool) -> list[StreamEvent]:
+        """A block as it starts (``whole``: as a reply gives it, complete)."""
+        kind = block.get("type")
+        if kind == "text":
+            text = self.string(block, "text", "a text block") if whole else block.get("text")
+            return [TextDelta(text)] if isinstance(text, str) and text else []
+        if kind == "thinking":
+            text, signature = block.get("thinking"), block.get("signature")
+            if whole:
+                text = self.string(block, "thinking", "a thinking block")
+            text = text if isinstance(text, str) else ""
+            signature = signature if isinstance(signature, str) and signature else None
+            return [ReasoningDelta(text, signature, index=index)] if text or signature else []
+        if kind == "redacted_thinking":
+            data = self.string(block, "data", "a redacted_thinking block")
+            return [ReasoningDelta(redacted=data, index=index)]
+        if kind == "tool_use":
+            call_id = self.string(block, "id", "a tool_use block")
+            name = self.string(block, "name", "a tool_use block")
+            arguments = block.get("input")
+            if whole and not isinstance(arguments, Mapping):
+                raise self.provider.malformed(
+                    "a tool_use block has no 'input' object", self.request
+                )
+            if name == self.output:
+                self.answered = True
+                return [TextDelta(json.dumps(arguments, ensure_ascii=False))] if whole else []
+            if whole and isinstance(arguments, Mapping):
+                return [ToolCallDone(index, ToolCall(call_id, name, dict(arguments)))]
+            return [ToolCallDelta(index, call_id, name)]  # its input streams as fragments
+        return []  # server tool blocks, citations and kinds added later carry no answer
+
+    def arguments(self, name: str, raw: str) -> dict[str, Any]:
+        """A streamed call's arguments; ToolArgumentsError when they are not a JSON object."""
+        try:
+            value = loads(raw) if raw.strip() else {}
+            why = "" if isinstance(value, dict) else f"a JSON {type(value).__name__}"
+        except ValueError as exc:
+            value, why = None, f"{type(exc).__name__}: {exc}"
+        if why:
+            raise ToolArgumentsError(
+                self.provider.scrub(
+                    f"the arguments of tool call {name!r} are not a JSON object ({why})"
+                ),
+                raw_arguments=raw,
+                tool_name=name,
+                provider=self.provider.provider_name or None,
+                model=self.request.model,
+            )
+        assert isinstance(value, dict)
+        return value
 
 
 def reply_events(
     provider: WireProvider, body: Mapping[str, Any], request: ChatRequest
 ) -> Iterator[StreamEvent]:
     """A ``type: message`` reply as the events a stream of it would have yielded."""
+    reader = _Reader(provider, request)
     content = body.get("content")
     if not isinstance(content, list):
         raise provider.malformed("the reply has no 'content' list", request)
-    for block in content:
-        # Only "text" blocks are the answer; thinking, tool_use and others are skipped.
-        if isinstance(block, Mapping) and block.get("type") == "text":
-            text = _text_of(provider, block, "text", "a text block", request)
-            if text:
-                yield TextDelta(text)
+    for index, block in enumerate(content):
+        if isinstance(block, Mapping):
+            yield from reader.block(index, block, whole=True)
     model, reply_id = body.get("model"), body.get("id")
     yield StreamEnd(
-        provider.map_finish(body.get("stop_reason")),
+        reader.finish(body.get("stop_reason")),
         parse_usage(body.get("usage")),
         model if isinstance(model, str) else None,
         reply_id if isinstance(reply_id, str) else None,
@@ -247,21 +281,27 @@ def reply_events(
 
 
 class AnthropicStream(StreamDecoder):
-    """The ``message_start`` ... ``message_stop`` event sequence of one streamed message."""
+    """The ``message_start`` ... ``message_stop`` event sequence of one streamed message.
+
+    A tool call streams as ``ToolCallDelta``s (its id and name when its block starts, then
+    each ``input_json_delta`` fragment as it comes) and a ``ToolCallDone`` at its block's
+    ``content_block_stop``; thinking as ``ReasoningDelta``s (text, then the signature).
+    """
 
     terminal = "its message_stop event"
 
     def __init__(self, provider: AnthropicProvider, request: ChatRequest) -> None:
         super().__init__()
-        self._provider = provider
-        self._request = request
+        self._reader = _Reader(provider, request)
         self._usage: dict[str, int] = {}
         self._stop: Any = None
         self._model: str | None = None
         self._id: str | None = None
+        self._calls: dict[int, tuple[str, str, list[str]]] = {}  # index -> id, name, JSON
+        self._answer: set[int] = set()  # blocks of the output tool
 
     def _data(self, event: SSEEvent) -> Mapping[str, Any]:
-        provider, request = self._provider, self._request
+        provider, request = self._reader.provider, self._reader.request
         data = provider.parse_event(
             event, request, what=f"POST {MESSAGES_PATH}: the {event.event!r} event's data"
         )
@@ -280,23 +320,62 @@ class AnthropicStream(StreamDecoder):
                 if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
                     self._usage[key] = value
 
+    def _start(self, index: int, block: Mapping[str, Any]) -> list[StreamEvent]:
+        events = self._reader.block(index, block, whole=False)
+        if block.get("type") == "tool_use":
+            if self._reader.output == block.get("name"):
+                self._answer.add(index)
+            else:
+                self._calls[index] = (str(block.get("id")), str(block.get("name")), [])
+        return events
+
+    def _delta(self, index: int, delta: Mapping[str, Any]) -> list[StreamEvent]:
+        reader, kind = self._reader, delta.get("type")
+        if kind == "text_delta":
+            text = reader.string(delta, "text", "a text_delta")
+            return [TextDelta(text)] if text else []
+        if kind == "input_json_delta":
+            fragment = reader.string(delta, "partial_json", "an input_json_delta")
+            if index in self._answer:
+                return [TextDelta(fragment)] if fragment else []
+            call = self._calls.get(index)
+            if call is None:  # a server tool's input (web search...), not a call for us
+                return []
+            call[2].append(fragment)
+            return [ToolCallDelta(index, arguments=fragment)] if fragment else []
+        if kind == "thinking_delta":
+            text = reader.string(delta, "thinking", "a thinking_delta")
+            return [ReasoningDelta(text, index=index)] if text else []
+        if kind == "signature_delta":
+            signature = reader.string(delta, "signature", "a signature_delta")
+            return [ReasoningDelta(signature=signature, index=index)]
+        return []  # citations_delta and kinds added later
+
+    def _stop_block(self, index: int) -> list[StreamEvent]:
+        call = self._calls.pop(index, None)
+        if call is None:
+            return []
+        call_id, name, pieces = call
+        return [
+            ToolCallDone(
+                index, ToolCall(call_id, name, self._reader.arguments(name, "".join(pieces)))
+            )
+        ]
+
     def feed(self, event: SSEEvent) -> Iterable[StreamEvent]:
         data = self._data(event)
         kind = data.get("type") or event.event
+        index = data.get("index")
+        index = index if isinstance(index, int) and not isinstance(index, bool) else 0
         if kind == "content_block_delta":
             delta = data.get("delta")
-            if isinstance(delta, Mapping) and delta.get("type") == "text_delta":
-                text = _text_of(self._provider, delta, "text", "a text_delta", self._request)
-                if text:
-                    return (TextDelta(text),)
-        elif kind == "content_block_start":
+            return self._delta(index, delta) if isinstance(delta, Mapping) else ()
+        if kind == "content_block_start":
             block = data.get("content_block")
-            # A text block normally starts empty; keep any text it opens with.
-            if isinstance(block, Mapping) and block.get("type") == "text":
-                opening = block.get("text")
-                if isinstance(opening, str) and opening:
-                    return (TextDelta(opening),)
-        elif kind == "message_start":
+            return self._start(index, block) if isinstance(block, Mapping) else ()
+        if kind == "content_block_stop":
+            return self._stop_block(index)
+        if kind == "message_start":
             message = data.get("message")
             if isinstance(message, Mapping):
                 if isinstance(message.get("model"), str):
@@ -312,15 +391,15 @@ class AnthropicStream(StreamDecoder):
         elif kind == "message_stop":
             self.done = True
         elif kind == "error":
-            status, envelope = self._provider.error_status(data)
-            raise self._provider.error_in_body(status, envelope, self._request, "the stream")
-        # ping, content_block_stop and event types added later carry nothing we need.
-        return ()
+            provider = self._reader.provider
+            status, envelope = AnthropicProvider.error_status(data)
+            raise provider.error_in_body(status, envelope, self._reader.request, "the stream")
+        return ()  # ping and event types added later carry nothing we need
 
     def finish(self) -> Iterable[StreamEvent]:
         return (
             StreamEnd(
-                self._provider.map_finish(self._stop),
+                self._reader.finish(self._stop),
                 parse_usage(self._usage),
                 self._model,
                 self._id,
@@ -343,7 +422,11 @@ class AnthropicProvider(WireProvider):
     """
 
     Options: ClassVar[type[WireOptions]] = AnthropicOptions
-    protocol: ClassVar[str] = "anthropic"
+    protocol: ClassVar[str] = PROTOCOL
+    content_kinds: ClassVar[frozenset[str]] = frozenset(
+        {"text", "image", "tool_call", "tool_result", "reasoning"}
+    )
+    features: ClassVar[frozenset[str]] = frozenset({"tools", "structured_output", "reasoning"})
     #: Errors of an instance the runtime has not named still say whose they are.
     provider_name: str = "anthropic"
     secret_headers: ClassVar[frozenset[str]] = frozenset({"x-api-key"})

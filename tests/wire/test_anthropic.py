@@ -73,10 +73,10 @@ async def collect(provider: AnthropicProvider, request: ChatRequest) -> tuple[li
     deltas: list[str] = []
     ends: list[StreamEnd] = []
     async for event in provider.stream_chat(request):
+        assert not ends, "an event after StreamEnd"
         if isinstance(event, TextDelta):
-            assert not ends, "a delta after StreamEnd"
             deltas.append(event.text)
-        else:
+        elif isinstance(event, StreamEnd):
             ends.append(event)
     assert len(ends) == 1
     return deltas, ends[0]
@@ -93,8 +93,9 @@ async def call(provider: AnthropicProvider, request: ChatRequest, *, stream: boo
 async def drain(provider: AnthropicProvider, request: ChatRequest, received: list[str]) -> None:
     """Stream ``request``, appending each delta to ``received``; a StreamEnd is a failure."""
     async for event in provider.stream_chat(request):
-        assert isinstance(event, TextDelta)
-        received.append(event.text)
+        assert not isinstance(event, StreamEnd)
+        if isinstance(event, TextDelta):
+            received.append(event.text)
 
 
 def only(server: LoopbackServer) -> Recorded:
