@@ -167,14 +167,25 @@ def error_for_payload(
     secrets: Iterable[str | None] = (),
     headers: Mapping[str, str] | None = None,
     where: str | None = None,
+    reported: str | None = None,
 ) -> ProviderError:
     """``error_for_status`` for an error object already parsed (one inside a 200 reply).
 
     With ``where`` (e.g. "the stream"), the error came inside a 200: ``status`` chooses its
-    kind, its ``status_code`` is None and the message says "{where} reported an error: ...".
+    kind, its ``status_code`` is None and the message says "{where} reported an error: ...";
+    ``reported`` (the vendor's error type, scrubbed and cut) replaces "an error" there.
     """
     return _error(
-        status, headers or {}, payload, None, provider, model, parse, secrets, where=where
+        status,
+        headers or {},
+        payload,
+        None,
+        provider,
+        model,
+        parse,
+        secrets,
+        where=where,
+        reported=reported,
     )
 
 
@@ -189,6 +200,7 @@ def _error(
     secrets: Iterable[str | None],
     *,
     where: str | None = None,
+    reported: str | None = None,
 ) -> ProviderError:
     secrets = tuple(secrets)
     info: ErrorInfo | None = None
@@ -208,7 +220,8 @@ def _error(
             else "an error without a message"
         )
     if where is not None:
-        message = f"{where} reported an error: {message}"
+        named = snippet(reported, secrets, 100) if reported else "an error"
+        message = f"{where} reported {named}: {message}"
     # Vendor strings, kept as attributes: scrubbed and bounded like the message.
     code = snippet(info.code, secrets, 200) if info and info.code else None
     kind = snippet(info.type, secrets, 200) if info and info.type else None

@@ -1,6 +1,8 @@
-"""The Anthropic Messages API (``POST /v1/messages``) spoken over the runtime's HTTP seam.
+"""The Anthropic Messages API (``POST /v1/messages``) on the ``WireProvider`` base.
 
-Choices this module makes, each tested in ``tests/wire/test_anthropic.py``:
+This module reads replies and streams; ``anthropic_request`` builds the request body (its
+docstring has the rules for tools, images, thinking and structured output). Choices made
+here, tested in ``tests/wire/test_anthropic.py`` and ``test_anthropic_tools.py``:
 
 - ``base_url`` does **not** include ``/v1``, exactly as the official SDK's ``base_url``
   (default ``https://api.anthropic.com``); a trailing slash is optional and a path prefix
@@ -13,55 +15,77 @@ Choices this module makes, each tested in ``tests/wire/test_anthropic.py``:
   ``max_tokens_param`` is ignored: the API knows no other). When the call gives none the
   provider option ``default_max_tokens`` (4096) is sent.
 - ``params`` are merged into the body but may not replace what the provider sets itself
-  (model, messages, system, stream, max_tokens, temperature): ``InvalidRequestError``.
+  (model, messages, system, stream, max_tokens, temperature, and tools, tool_choice,
+  thinking or output_config when the call's portable arguments set them).
+- Replies: ``text`` blocks are the answer; ``thinking`` / ``redacted_thinking`` blocks
+  become ``ReasoningPart``s (origin ``anthropic``, signature or data kept) in their place;
+  ``tool_use`` blocks ``ToolCall``s. A stream yields a ``ToolCallDelta`` when a tool_use
+  block starts (id and name) and for each ``input_json_delta`` fragment as it comes, and a
+  ``ToolCallDone`` at that block's ``content_block_stop``; arguments that are not a JSON
+  object raise ``ToolArgumentsError`` with the raw text. ``thinking_delta`` and
+  ``signature_delta`` become ``ReasoningDelta``s. Blocks of kinds we do not use (server
+  tools, citations) are skipped. When structured output went through the forced output
+  tool, that tool's input is the answer's text (streamed fragment by fragment) and
+  ``stop_reason: tool_use`` reads as ``stop``.
 - ``stop_reason`` ``refusal`` is returned as finish reason ``content_filter``, not raised: in
   a stream it arrives after the text has been delivered, so raising there would disagree
   with the non-streamed call; the caller (or the runtime's policy) decides.
 - Usage: Anthropic's ``input_tokens`` counts only the tokens after the last cache
   breakpoint, so ``prompt_tokens`` is ``input_tokens + cache_creation_input_tokens +
-  cache_read_input_tokens`` (the whole prompt, as other vendors report it) and
-  ``cached_tokens`` is ``cache_read_input_tokens``.
+  cache_read_input_tokens`` (the whole prompt, as other vendors report it),
+  ``cached_tokens`` is ``cache_read_input_tokens`` and ``cache_write_tokens`` is
+  ``cache_creation_input_tokens``.
 - A stream that ends without ``message_stop`` raises ``ProviderConnectionError``
-  (retryable: the connection or a proxy cut it); an ``error`` event raises the error its
-  ``error.type`` names (``overloaded_error`` -> ``ServerError``, and so on).
+  (retryable: the connection or a proxy cut it); an ``error`` event, or a 200 reply of
+  ``type: error``, raises the error its ``error.type`` names (``overloaded_error`` ->
+  ``ServerError``, and so on), mapped as the HTTP status Anthropic documents for that type.
 """
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import Any, ClassVar
+from collections.abc import Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from ..config import HTTPConfig
-from ..errors import (
-    ConfigError,
-    InvalidRequestError,
-    MalformedResponseError,
-    ProviderConnectionError,
-    ProviderError,
-    RuntimeClosedError,
-)
-from ..http import ErrorInfo, HTTPClient, SSEEvent, default_error_parser, error_for_payload
-from ..redact import scrub, snippet
+from pydantic import Field, field_validator
+
+from ..body import loads
+from ..errors import ToolArgumentsError
+from ..redact import snippet
+from ..status import ErrorInfo, default_error_parser
 from ..types import (
     ChatRequest,
     FinishReason,
-    ProviderResponse,
+    ReasoningDelta,
     StreamEnd,
     StreamEvent,
     TextDelta,
+    ToolCall,
+    ToolCallDelta,
+    ToolCallDone,
     Usage,
 )
-from .base import ChatProvider, reject_unknown_options
+from .anthropic_request import PROTOCOL, build_body, output_tool
+from .wire import Route, StreamDecoder, WireOptions, WireProvider
 
-__all__ = ["DEFAULT_BASE_URL", "AnthropicProvider", "anthropic_error_parser"]
+if TYPE_CHECKING:
+    from ..sse import SSEEvent
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "AnthropicOptions",
+    "AnthropicProvider",
+    "AnthropicStream",
+    "anthropic_error_parser",
+]
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 MESSAGES_PATH = "/v1/messages"
 DEFAULT_ANTHROPIC_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 4096
 
-_STOP_REASONS: dict[str, FinishReason] = {
+STOP_REASONS: dict[str, FinishReason] = {
     "end_turn": "stop",
     "stop_sequence": "stop",
     "max_tokens": "length",
@@ -71,8 +95,8 @@ _STOP_REASONS: dict[str, FinishReason] = {
     "pause_turn": "unknown",
 }
 
-#: The HTTP status Anthropic documents for each ``error.type``; used to map an ``error``
-#: event that arrives inside a 200 stream through the same table as an HTTP error.
+#: The HTTP status Anthropic documents for each ``error.type``; an error inside a 200 reply
+#: or stream is mapped through the same table as an HTTP error of that status.
 _ERROR_STATUS: dict[str, int] = {
     "invalid_request_error": 400,
     "authentication_error": 401,
@@ -91,19 +115,28 @@ _ERROR_STATUS: dict[str, int] = {
 #: miss it ("prompt is too long" they already catch).
 _CONTEXT_LIMIT = re.compile(r"exceed context limit", re.IGNORECASE)
 
-#: Body keys the provider sets itself; ``params`` may not replace them.
-_RESERVED = frozenset({"model", "messages", "system", "stream", "max_tokens"})
 
-#: Headers the provider sets from its options; the ``headers`` option may not replace them.
-_OWN_HEADERS = frozenset({"x-api-key", "anthropic-version", "anthropic-beta", "content-type"})
+class AnthropicOptions(WireOptions):
+    """Options of an Anthropic provider (providers.yaml ``options:``)."""
 
-_OPTIONS = (
-    "anthropic_version",
-    "anthropic_beta",
-    "headers",
-    "max_connections",
-    "default_max_tokens",
-)
+    anthropic_version: str = Field(
+        DEFAULT_ANTHROPIC_VERSION, min_length=1, description="Sent as anthropic-version."
+    )
+    anthropic_beta: str | list[str] | None = Field(
+        None, description="Beta features, sent as anthropic-beta (a list is joined by commas)."
+    )
+    default_max_tokens: int = Field(
+        DEFAULT_MAX_TOKENS, ge=1, description="max_tokens sent when the call gives none."
+    )
+
+    @field_validator("anthropic_beta", mode="before")
+    @classmethod
+    def _beta(cls, value: Any) -> Any:
+        if value is None or isinstance(value, str):
+            return value
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return value
+        raise ValueError("must be a string or a list of strings")
 
 
 def anthropic_error_parser(body: Any) -> ErrorInfo | None:
@@ -125,325 +158,321 @@ def anthropic_error_parser(body: Any) -> ErrorInfo | None:
     return ErrorInfo(message, code, str(kind) if kind is not None else None)
 
 
-class AnthropicProvider(ChatProvider):
+def _error_kind(envelope: Any) -> str | None:
+    err = envelope.get("error") if isinstance(envelope, Mapping) else None
+    kind = err.get("type") if isinstance(err, Mapping) else None
+    return kind if isinstance(kind, str) else None
+
+
+# --------------------------------------------------------------------------- replies
+
+
+def _count(usage: Mapping[str, Any], name: str) -> int | None:
+    value = usage.get(name)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def parse_usage(usage: Any) -> Usage:
+    """Our ``Usage`` from Anthropic's counts (see the module docstring for the arithmetic)."""
+    if not isinstance(usage, Mapping):
+        return Usage()
+    written = _count(usage, "cache_creation_input_tokens")
+    read = _count(usage, "cache_read_input_tokens")
+    given = _count(usage, "input_tokens")
+    return Usage(
+        prompt_tokens=given + (written or 0) + (read or 0) if given is not None else None,
+        completion_tokens=_count(usage, "output_tokens"),
+        cached_tokens=read,
+        cache_write_tokens=written,
+    )
+
+
+class _Reader:
+    """What the reply and the stream decoders share: the provider, the request, the blocks."""
+
+    def __init__(self, provider: WireProvider, request: ChatRequest) -> None:
+        self.provider = provider
+        self.request = request
+        self.output = output_tool(request)  # a tool_use of this name is the answer's text
+        self.answered = False  # whether the output tool was called
+
+    def string(self, block: Mapping[str, Any], key: str, what: str) -> str:
+        value = block.get(key)
+        if not isinstance(value, str):
+            raise self.provider.malformed(f"{what} has no {key!r} string", self.request)
+        return value
+
+    def finish(self, stop_reason: Any) -> FinishReason:
+        if self.answered and stop_reason == "tool_use":
+            return "stop"  # the forced output tool is the answer, not a call to make
+        return self.provider.map_finish(stop_reason)
+
+    def block(self, index: int, block: Mapping[str, Any], whole: bool) -> list[StreamEvent]:
+        """A block as it starts (``whole``: as a reply gives it, complete)."""
+        kind = block.get("type")
+        if kind == "text":
+            text = self.string(block, "text", "a text block") if whole else block.get("text")
+            return [TextDelta(text)] if isinstance(text, str) and text else []
+        if kind == "thinking":
+            text, signature = block.get("thinking"), block.get("signature")
+            if whole:
+                text = self.string(block, "thinking", "a thinking block")
+            text = text if isinstance(text, str) else ""
+            signature = signature if isinstance(signature, str) and signature else None
+            return [ReasoningDelta(text, signature, index=index)] if text or signature else []
+        if kind == "redacted_thinking":
+            data = self.string(block, "data", "a redacted_thinking block")
+            return [ReasoningDelta(redacted=data, index=index)]
+        if kind == "tool_use":
+            call_id = self.string(block, "id", "a tool_use block")
+            name = self.string(block, "name", "a tool_use block")
+            arguments = block.get("input")
+            if whole and not isinstance(arguments, Mapping):
+                raise self.provider.malformed(
+                    "a tool_use block has no 'input' object", self.request
+                )
+            if name == self.output:
+                self.answered = True
+                return [TextDelta(json.dumps(arguments, ensure_ascii=False))] if whole else []
+            if whole and isinstance(arguments, Mapping):
+                return [ToolCallDone(index, ToolCall(call_id, name, dict(arguments)))]
+            return [ToolCallDelta(index, call_id, name)]  # its input streams as fragments
+        return []  # server tool blocks, citations and kinds added later carry no answer
+
+    def arguments(self, name: str, raw: str) -> dict[str, Any]:
+        """A streamed call's arguments; ToolArgumentsError when they are not a JSON object."""
+        try:
+            value = loads(raw) if raw.strip() else {}
+            why = "" if isinstance(value, dict) else f"a JSON {type(value).__name__}"
+        except ValueError as exc:
+            value, why = None, f"{type(exc).__name__}: {exc}"
+        if why:
+            raise ToolArgumentsError(
+                self.provider.scrub(
+                    f"the arguments of tool call {name!r} are not a JSON object ({why})"
+                ),
+                raw_arguments=raw,
+                tool_name=name,
+                provider=self.provider.provider_name or None,
+                model=self.request.model,
+            )
+        assert isinstance(value, dict)
+        return value
+
+
+def reply_events(
+    provider: WireProvider, body: Mapping[str, Any], request: ChatRequest
+) -> Iterator[StreamEvent]:
+    """A ``type: message`` reply as the events a stream of it would have yielded."""
+    reader = _Reader(provider, request)
+    content = body.get("content")
+    if not isinstance(content, list):
+        raise provider.malformed("the reply has no 'content' list", request)
+    for index, block in enumerate(content):
+        if isinstance(block, Mapping):
+            yield from reader.block(index, block, whole=True)
+    model, reply_id = body.get("model"), body.get("id")
+    yield StreamEnd(
+        reader.finish(body.get("stop_reason")),
+        parse_usage(body.get("usage")),
+        model if isinstance(model, str) else None,
+        reply_id if isinstance(reply_id, str) else None,
+    )
+
+
+class AnthropicStream(StreamDecoder):
+    """The ``message_start`` ... ``message_stop`` event sequence of one streamed message.
+
+    A tool call streams as ``ToolCallDelta``s (its id and name when its block starts, then
+    each ``input_json_delta`` fragment as it comes) and a ``ToolCallDone`` at its block's
+    ``content_block_stop``; thinking as ``ReasoningDelta``s (text, then the signature).
+    """
+
+    terminal = "its message_stop event"
+
+    def __init__(self, provider: AnthropicProvider, request: ChatRequest) -> None:
+        super().__init__()
+        self._reader = _Reader(provider, request)
+        self._usage: dict[str, int] = {}
+        self._stop: Any = None
+        self._model: str | None = None
+        self._id: str | None = None
+        self._calls: dict[int, tuple[str, str, list[str]]] = {}  # index -> id, name, JSON
+        self._answer: set[int] = set()  # blocks of the output tool
+
+    def _data(self, event: SSEEvent) -> Mapping[str, Any]:
+        provider, request = self._reader.provider, self._reader.request
+        data = provider.parse_event(
+            event, request, what=f"POST {MESSAGES_PATH}: the {event.event!r} event's data"
+        )
+        if not isinstance(data, Mapping):
+            raise provider.malformed(
+                f"the {event.event!r} event's data is not a JSON object: "
+                f"{snippet(event.data, provider.secrets)!r}",
+                request,
+            )
+        return data
+
+    def _merge_usage(self, usage: Any) -> None:
+        # The counts are cumulative: the latest value of each one wins.
+        if isinstance(usage, Mapping):
+            for key, value in usage.items():
+                if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+                    self._usage[key] = value
+
+    def _start(self, index: int, block: Mapping[str, Any]) -> list[StreamEvent]:
+        events = self._reader.block(index, block, whole=False)
+        if block.get("type") == "tool_use":
+            if self._reader.output == block.get("name"):
+                self._answer.add(index)
+            else:
+                self._calls[index] = (str(block.get("id")), str(block.get("name")), [])
+        return events
+
+    def _delta(self, index: int, delta: Mapping[str, Any]) -> list[StreamEvent]:
+        reader, kind = self._reader, delta.get("type")
+        if kind == "text_delta":
+            text = reader.string(delta, "text", "a text_delta")
+            return [TextDelta(text)] if text else []
+        if kind == "input_json_delta":
+            fragment = reader.string(delta, "partial_json", "an input_json_delta")
+            if index in self._answer:
+                return [TextDelta(fragment)] if fragment else []
+            call = self._calls.get(index)
+            if call is None:  # a server tool's input (web search...), not a call for us
+                return []
+            call[2].append(fragment)
+            return [ToolCallDelta(index, arguments=fragment)] if fragment else []
+        if kind == "thinking_delta":
+            text = reader.string(delta, "thinking", "a thinking_delta")
+            return [ReasoningDelta(text, index=index)] if text else []
+        if kind == "signature_delta":
+            signature = reader.string(delta, "signature", "a signature_delta")
+            return [ReasoningDelta(signature=signature, index=index)]
+        return []  # citations_delta and kinds added later
+
+    def _stop_block(self, index: int) -> list[StreamEvent]:
+        call = self._calls.pop(index, None)
+        if call is None:
+            return []
+        call_id, name, pieces = call
+        return [
+            ToolCallDone(
+                index, ToolCall(call_id, name, self._reader.arguments(name, "".join(pieces)))
+            )
+        ]
+
+    def feed(self, event: SSEEvent) -> Iterable[StreamEvent]:
+        data = self._data(event)
+        kind = data.get("type") or event.event
+        index = data.get("index")
+        index = index if isinstance(index, int) and not isinstance(index, bool) else 0
+        if kind == "content_block_delta":
+            delta = data.get("delta")
+            return self._delta(index, delta) if isinstance(delta, Mapping) else ()
+        if kind == "content_block_start":
+            block = data.get("content_block")
+            return self._start(index, block) if isinstance(block, Mapping) else ()
+        if kind == "content_block_stop":
+            return self._stop_block(index)
+        if kind == "message_start":
+            message = data.get("message")
+            if isinstance(message, Mapping):
+                if isinstance(message.get("model"), str):
+                    self._model = message["model"]
+                if isinstance(message.get("id"), str):
+                    self._id = message["id"]
+                self._merge_usage(message.get("usage"))
+        elif kind == "message_delta":
+            delta = data.get("delta")
+            if isinstance(delta, Mapping) and delta.get("stop_reason") is not None:
+                self._stop = delta["stop_reason"]
+            self._merge_usage(data.get("usage"))
+        elif kind == "message_stop":
+            self.done = True
+        elif kind == "error":
+            provider = self._reader.provider
+            status, envelope = AnthropicProvider.error_status(data)
+            raise provider.error_in_body(status, envelope, self._reader.request, "the stream")
+        return ()  # ping and event types added later carry nothing we need
+
+    def finish(self) -> Iterable[StreamEvent]:
+        return (
+            StreamEnd(
+                self._reader.finish(self._stop),
+                parse_usage(self._usage),
+                self._model,
+                self._id,
+            ),
+        )
+
+
+# --------------------------------------------------------------------------- provider
+
+
+class AnthropicProvider(WireProvider):
     """Claude through the Anthropic Messages API, with streaming.
 
     Options (providers.yaml ``options:``): ``anthropic_version`` (header
     ``anthropic-version``, default ``2023-06-01``), ``anthropic_beta`` (a string or a list,
     sent as ``anthropic-beta``), ``headers`` (extra static headers), ``max_connections``
     (pool size, default 100), ``default_max_tokens`` (sent when the call gives no
-    ``max_tokens``, default 4096). An unknown option is a ``ConfigError``.
+    ``max_tokens``, default 4096). Without an API key no ``x-api-key`` is sent (a gateway
+    may take an ``authorization`` header given in ``headers``).
     """
 
-    streams_natively: ClassVar[bool] = True
+    Options: ClassVar[type[WireOptions]] = AnthropicOptions
+    protocol: ClassVar[str] = PROTOCOL
+    content_kinds: ClassVar[frozenset[str]] = frozenset(
+        {"text", "image", "tool_call", "tool_result", "reasoning"}
+    )
+    features: ClassVar[frozenset[str]] = frozenset({"tools", "structured_output", "reasoning"})
+    #: Errors of an instance the runtime has not named still say whose they are.
+    provider_name: str = "anthropic"
     secret_headers: ClassVar[frozenset[str]] = frozenset({"x-api-key"})
+    own_headers: ClassVar[frozenset[str]] = frozenset(
+        {"x-api-key", "anthropic-version", "anthropic-beta", "content-type"}
+    )
+    default_base_url: ClassVar[str | None] = DEFAULT_BASE_URL
+    malformed_prefix: ClassVar[str] = f"POST {MESSAGES_PATH}: "
+    finish_reasons: ClassVar[Mapping[str, FinishReason]] = STOP_REASONS
+    error_parser = staticmethod(anthropic_error_parser)
 
-    _http: HTTPClient | None
-    _base: str
-    _headers: dict[str, str]
-    default_max_tokens: int
+    options: AnthropicOptions
 
-    def _initialize_client(self, **options: Any) -> None:
-        """Validate the options and open the pooled HTTP client (no network yet)."""
-        reject_unknown_options("AnthropicProvider", options, _OPTIONS)
-        version = options.get("anthropic_version", DEFAULT_ANTHROPIC_VERSION)
-        beta = options.get("anthropic_beta")
-        extra = options.get("headers") or {}
-        max_connections = options.get("max_connections", 100)
-        default_max_tokens = options.get("default_max_tokens", DEFAULT_MAX_TOKENS)
-        if not isinstance(version, str) or not version:
-            raise ConfigError("AnthropicProvider: option anthropic_version must be a string")
-        if isinstance(beta, Sequence) and not isinstance(beta, str):
-            if not all(isinstance(b, str) for b in beta):
-                raise ConfigError("AnthropicProvider: option anthropic_beta must list strings")
-            beta = ",".join(beta)
-        elif beta is not None and not isinstance(beta, str):
-            raise ConfigError("AnthropicProvider: option anthropic_beta must be a string or list")
-        if not isinstance(extra, Mapping) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in extra.items()
-        ):
-            raise ConfigError("AnthropicProvider: option headers must map strings to strings")
-        clash = sorted(k for k in extra if k.lower() in _OWN_HEADERS)
-        if clash:
-            raise ConfigError(
-                f"AnthropicProvider: option headers may not set {clash[0]!r}; the provider sets "
-                "it (use api_key_env, anthropic_version or anthropic_beta)"
-            )
-        for name, value in (
-            ("max_connections", max_connections),
-            ("default_max_tokens", default_max_tokens),
-        ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"AnthropicProvider: option {name} must be a positive integer")
-
-        self.default_max_tokens = default_max_tokens
-        # Why rstrip: the SDK treats "https://host/" and "https://host" alike.
-        self._base = (self.base_url or DEFAULT_BASE_URL).rstrip("/")
-        headers = {"anthropic-version": version}
+    def auth_headers(self) -> dict[str, str]:
+        headers = {"anthropic-version": self.options.anthropic_version}
+        beta = self.options.anthropic_beta
         if beta:
-            headers["anthropic-beta"] = beta
-        headers.update(extra)
+            headers["anthropic-beta"] = beta if isinstance(beta, str) else ",".join(beta)
         if self.api_key:
             headers["x-api-key"] = self.api_key
-        self._headers = headers
-        self._http = HTTPClient(
-            base_url=self._base,
-            headers=headers,
-            provider="anthropic",
-            error_parser=anthropic_error_parser,
-            max_connections=max_connections,
-            secrets=(self.api_key,) if self.api_key else (),
-        )
-        self._client = self._http
+        return headers
 
-    # ------------------------------------------------------------------ request
+    def route(self, request: ChatRequest, stream: bool) -> Route:
+        return Route(MESSAGES_PATH)
 
-    def _body(self, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
-        """The JSON body for ``request``: one code path for sending and describing."""
-        system: list[str] = []
-        turns: list[dict[str, str]] = []
-        for index, message in enumerate(request.messages):
-            if message.role == "system":
-                if turns:
-                    raise InvalidRequestError(
-                        f"messages[{index}]: a system message after the conversation started; "
-                        "the Anthropic Messages API takes system text only at the start (it "
-                        "becomes the top-level 'system')"
-                    )
-                system.append(message.content)
-            else:
-                turns.append({"role": message.role, "content": message.content})
-        if not turns:
-            raise InvalidRequestError(
-                "messages: the Anthropic Messages API needs at least one user or assistant "
-                "message besides the system prompt"
-            )
-        max_tokens = request.max_tokens
-        body: dict[str, Any] = {
-            "model": request.model,
-            "messages": turns,
-            "max_tokens": self.default_max_tokens if max_tokens is None else max_tokens,
-        }
-        if system:
-            body["system"] = "\n\n".join(system)
-        if request.temperature is not None:
-            body["temperature"] = request.temperature
-        clash = sorted(k for k in request.params if k in _RESERVED or k in body)
-        if clash:
-            raise InvalidRequestError(
-                f"parameter {clash[0]!r} may not be passed in params: the Anthropic provider "
-                "sets it from the request (messages, max_tokens, temperature, stream)"
-            )
-        body.update(request.params)
-        if stream:
-            body["stream"] = True
-        return body
-
-    def describe_request(self, request: ChatRequest, *, stream: bool = False) -> dict[str, Any]:
-        """Method, URL, headers and JSON body this provider sends for ``request``."""
-        headers = {**self._headers, "content-type": "application/json"}
-        if stream:
-            headers["accept"] = "text/event-stream"
-        return {
-            "method": "POST",
-            "url": self._base + MESSAGES_PATH,
-            "headers": headers,
-            "json": self._body(request, stream=stream),
-        }
-
-    def configure_http(self, config: HTTPConfig) -> None:
-        """Bounds on replies and cookie handling, for this provider's HTTP client."""
-        if self._http is not None:
-            self._http.configure(config)
-
-    def _open(self) -> HTTPClient:
-        if self._http is None or self._http.closed:
-            raise RuntimeClosedError(f"{type(self).__name__} was used after aclose()")
-        # Why here: the runtime sets provider_name after construction.
-        self._http.provider = self.provider_name or "anthropic"
-        return self._http
-
-    async def aclose(self) -> None:
-        self._http = None
-        await super().aclose()
-
-    # ------------------------------------------------------------------ calls
-
-    async def chat(self, request: ChatRequest) -> ProviderResponse:
-        """Send one Messages call and read text, stop reason and usage from the reply."""
-        body = self._body(request, stream=False)
-        http = self._open()
-        reply = await http.post_json(
-            MESSAGES_PATH,
-            body,
-            model=request.model,
-            connect_timeout=request.connect_timeout,
-            read_timeout=request.read_timeout,
-        )
-        if not isinstance(reply, Mapping):
-            raise self._malformed(f"the reply is a JSON {type(reply).__name__}", request)
-        if reply.get("type") == "error":
-            raise self._error_event(reply, request, where="reply")
-        content = reply.get("content")
-        if not isinstance(content, list):
-            raise self._malformed("the reply has no 'content' list", request)
-        parts: list[str] = []
-        for block in content:
-            # Only "text" blocks are the answer; thinking, tool_use and others are skipped.
-            if isinstance(block, Mapping) and block.get("type") == "text":
-                text = block.get("text")
-                if not isinstance(text, str):
-                    raise self._malformed("a text block has no 'text' string", request)
-                parts.append(text)
-        usage = reply.get("usage")
-        model = reply.get("model")
-        return ProviderResponse(
-            text="".join(parts),
-            finish_reason=_finish_reason(reply.get("stop_reason")),
-            usage=_usage(usage if isinstance(usage, Mapping) else {}),
-            model=model if isinstance(model, str) else None,
-            raw=reply,
+    def encode(self, request: ChatRequest, stream: bool) -> dict[str, Any]:
+        return build_body(
+            request, stream=stream, default_max_tokens=self.options.default_max_tokens
         )
 
-    async def stream_chat(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
-        """Yield text deltas as they arrive, then one ``StreamEnd`` at ``message_stop``.
+    @staticmethod
+    def error_status(body: Mapping[str, Any]) -> tuple[int, Any]:
+        """(HTTP status Anthropic documents for the error's type, the envelope)."""
+        kind = _error_kind(body)
+        return (_ERROR_STATUS.get(kind, 500) if kind else 500), body
 
-        Raises ``ProviderConnectionError`` when the stream ends without ``message_stop``,
-        ``MalformedResponseError`` for an event whose data is not a JSON object, and the
-        mapped error for an ``error`` event.
-        """
-        body = self._body(request, stream=True)
-        http = self._open()
-        usage: dict[str, Any] = {}
-        stop_reason: Any = None
-        model: str | None = None
-        async with http.stream_sse(
-            MESSAGES_PATH,
-            body,
-            model=request.model,
-            connect_timeout=request.connect_timeout,
-            read_timeout=request.read_timeout,
-        ) as events:
-            async for event in events:
-                data = self._event_data(http, event, request)
-                kind = data.get("type") or event.event
-                if kind == "content_block_delta":
-                    delta = data.get("delta")
-                    if isinstance(delta, Mapping) and delta.get("type") == "text_delta":
-                        text = delta.get("text")
-                        if not isinstance(text, str):
-                            raise self._malformed("a text_delta has no 'text' string", request)
-                        if text:
-                            yield TextDelta(text)
-                elif kind == "content_block_start":
-                    block = data.get("content_block")
-                    # A text block normally starts empty; keep any text it opens with.
-                    if isinstance(block, Mapping) and block.get("type") == "text":
-                        text = block.get("text")
-                        if isinstance(text, str) and text:
-                            yield TextDelta(text)
-                elif kind == "message_start":
-                    message = data.get("message")
-                    if isinstance(message, Mapping):
-                        if isinstance(message.get("model"), str):
-                            model = message["model"]
-                        _merge_usage(usage, message.get("usage"))
-                elif kind == "message_delta":
-                    delta = data.get("delta")
-                    if isinstance(delta, Mapping) and delta.get("stop_reason") is not None:
-                        stop_reason = delta["stop_reason"]
-                    # These counts are cumulative: the latest one wins.
-                    _merge_usage(usage, data.get("usage"))
-                elif kind == "message_stop":
-                    yield StreamEnd(_finish_reason(stop_reason), _usage(usage), model)
-                    return
-                elif kind == "error":
-                    raise self._error_event(data, request, where="stream")
-                # ping, content_block_stop and event types added later carry nothing we need.
-        raise ProviderConnectionError(
-            "the stream ended before its message_stop event (connection or proxy cut it)",
-            provider=self.provider_name or "anthropic",
-            model=request.model,
-        )
+    def body_error(self, body: Any) -> tuple[int, Any] | None:
+        if isinstance(body, Mapping) and body.get("type") == "error":
+            return self.error_status(body)
+        return None
 
-    # ------------------------------------------------------------------ helpers
+    def error_type(self, envelope: Any) -> str | None:
+        return _error_kind(envelope)
 
-    def _event_data(
-        self, http: HTTPClient, event: SSEEvent, request: ChatRequest
-    ) -> Mapping[str, Any]:
-        data = http.parse_event(
-            event,
-            model=request.model,
-            what=f"POST {MESSAGES_PATH}: the {event.event!r} event's data",
-        )
-        if not isinstance(data, Mapping):
-            raise self._malformed(
-                f"the {event.event!r} event's data is not a JSON object: "
-                f"{snippet(event.data, (self.api_key,))!r}",
-                request,
-            )
-        return data
+    def reply_events(self, body: Mapping[str, Any], request: ChatRequest) -> Iterable[StreamEvent]:
+        return reply_events(self, body, request)
 
-    def _error_event(
-        self, data: Mapping[str, Any], request: ChatRequest, *, where: str
-    ) -> ProviderError:
-        """Map an error object that came with status 200 (an ``error`` event) like HTTP's."""
-        err = data.get("error")
-        kind = err.get("type") if isinstance(err, Mapping) else None
-        status = _ERROR_STATUS.get(kind, 500) if isinstance(kind, str) else 500
-        error = error_for_payload(
-            status,
-            data,
-            provider=self.provider_name or "anthropic",
-            model=request.model,
-            parse=anthropic_error_parser,
-            secrets=(self.api_key,),
-        )
-        error.status_code = None  # the HTTP status was 200; the type is in vendor_code
-        named = snippet(kind, (self.api_key,), 100) if isinstance(kind, str) else "an error"
-        error.message = f"the {where} reported {named}: {error.message}"
-        error.args = (error.message,)
-        return error
-
-    def _malformed(self, what: str, request: ChatRequest) -> MalformedResponseError:
-        return MalformedResponseError(
-            self._scrub(f"POST {MESSAGES_PATH}: {what}"),
-            provider=self.provider_name or "anthropic",
-            model=request.model,
-        )
-
-    def _scrub(self, text: str) -> str:
-        return scrub(text, (self.api_key,))
-
-
-def _finish_reason(stop_reason: Any) -> FinishReason:
-    return _STOP_REASONS.get(stop_reason, "unknown") if isinstance(stop_reason, str) else "unknown"
-
-
-def _merge_usage(into: dict[str, Any], usage: Any) -> None:
-    if isinstance(usage, Mapping):
-        into.update(
-            {
-                k: v
-                for k, v in usage.items()
-                if isinstance(v, int) and not isinstance(v, bool) and v >= 0
-            }
-        )
-
-
-def _usage(usage: Mapping[str, Any]) -> Usage:
-    """Our ``Usage`` from Anthropic's counts (see the module docstring for the arithmetic)."""
-
-    def count(name: str) -> int | None:
-        value = usage.get(name)
-        return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-    parts = [
-        count(n) for n in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
-    ]
-    known = [p for p in parts if p is not None]
-    return Usage(
-        prompt_tokens=sum(known) if parts[0] is not None else None,
-        completion_tokens=count("output_tokens"),
-        cached_tokens=count("cache_read_input_tokens"),
-    )
+    def stream_decoder(self, request: ChatRequest) -> AnthropicStream:
+        return AnthropicStream(self, request)

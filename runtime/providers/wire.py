@@ -207,6 +207,11 @@ class WireProvider(ChatProvider):
             model=request.model,
         )
 
+    def error_type(self, envelope: Any) -> str | None:
+        """The vendor's type of an in-band error, named in its message ("the stream reported
+        overloaded_error: ..."); None (the default) says "reported an error"."""
+        return None
+
     def error_in_body(
         self, status: int, envelope: Any, request: ChatRequest, where: str
     ) -> ProviderError:
@@ -221,6 +226,7 @@ class WireProvider(ChatProvider):
             parse=self.error_parser,
             secrets=self.secrets,
             where=where,
+            reported=self.error_type(envelope),
         )
 
     def parse_event(

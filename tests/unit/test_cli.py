@@ -466,6 +466,7 @@ def test_explain_anthropic(cli: CLI, canary_keys: None) -> None:
             "anthropic-version": "2023-06-01",
             "x-api-key": "***",
             "content-type": "application/json",
+            "accept": "application/json",
         },
         "json": {
             "model": "claude-sonnet-4-6",

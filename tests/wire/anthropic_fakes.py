@@ -15,11 +15,15 @@ from tests.loopback import LoopbackServer, Reply, sse
 __all__ = [
     "MODEL",
     "FastLoopbackServer",
+    "block_stream",
     "error_body",
     "error_reply",
     "message_body",
+    "redacted_block",
     "stream_events",
     "stream_reply",
+    "thinking_block",
+    "tool_use_block",
 ]
 
 #: Not one the SDK marks deprecated (it warns, and warnings are errors here).
@@ -150,19 +154,23 @@ def stream_events(
             )
         )
     events.append(("content_block_stop", {"type": "content_block_stop", "index": index}))
-    events.append(
-        (
-            "message_delta",
-            {
-                "type": "message_delta",
-                "delta": {"stop_reason": stop_reason, "stop_sequence": None},
-                "usage": {"output_tokens": output_tokens},
-            },
-        )
-    )
-    if stop:
-        events.append(("message_stop", {"type": "message_stop"}))
+    events.extend(_message_end(stop_reason, output_tokens, stop=stop))
     return events
+
+
+def _message_end(
+    stop_reason: str | None, output_tokens: int, *, stop: bool = True
+) -> list[tuple[str | None, Any]]:
+    """``message_delta`` with the stop reason and usage, then ``message_stop`` (if ``stop``)."""
+    delta = {
+        "type": "message_delta",
+        "delta": {"stop_reason": stop_reason, "stop_sequence": None},
+        "usage": {"output_tokens": output_tokens},
+    }
+    return [
+        ("message_delta", delta),
+        *([("message_stop", {"type": "message_stop"})] if stop else []),
+    ]
 
 
 def stream_reply(events: Sequence[tuple[str | None, Any]] | None = None, **kw: Any) -> Reply:
@@ -188,3 +196,66 @@ def error_reply(
 ) -> Reply:
     """An HTTP error reply with Anthropic's envelope."""
     return Reply(status, error_body(kind, message, request_id), headers=headers or {})
+
+
+# --------------------------------------------------------------------------- content blocks
+
+
+def tool_use_block(call_id: str, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    """A ``tool_use`` content block (the SDK's ``ToolUseBlock``)."""
+    return {"type": "tool_use", "id": call_id, "name": name, "input": arguments}
+
+
+def thinking_block(text: str, signature: str) -> dict[str, Any]:
+    """A ``thinking`` content block with its signature (the SDK's ``ThinkingBlock``)."""
+    return {"type": "thinking", "thinking": text, "signature": signature}
+
+
+def redacted_block(data: str) -> dict[str, Any]:
+    """A ``redacted_thinking`` content block (the SDK's ``RedactedThinkingBlock``)."""
+    return {"type": "redacted_thinking", "data": data}
+
+
+def _delta(index: int, delta: dict[str, Any]) -> tuple[str, Any]:
+    return ("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta})
+
+
+def block_stream(
+    blocks: Sequence[tuple[Any, ...]],
+    *,
+    stop_reason: str = "end_turn",
+    output_tokens: int = 9,
+    model: str = MODEL,
+) -> list[tuple[str | None, Any]]:
+    """The event sequence of a streamed message holding ``blocks``, in order.
+
+    Each block is ``("text", [pieces])``, ``("tool_use", id, name, [json fragments])``,
+    ``("thinking", [pieces], signature)`` or ``("redacted_thinking", data)``, streamed as the
+    Messages API does: ``content_block_start`` (a tool_use with ``input: {}``, thinking with
+    empty text and signature), its deltas (``text_delta``, ``input_json_delta``,
+    ``thinking_delta`` then one ``signature_delta``) and ``content_block_stop``.
+    """
+    events = stream_events((), model=model)[:1]  # message_start
+    for index, (kind, *rest) in enumerate(blocks):
+        if kind == "text":
+            start: dict[str, Any] = {"type": "text", "text": ""}
+            deltas = [{"type": "text_delta", "text": p} for p in rest[0]]
+        elif kind == "tool_use":
+            start = {"type": "tool_use", "id": rest[0], "name": rest[1], "input": {}}
+            deltas = [{"type": "input_json_delta", "partial_json": p} for p in rest[2]]
+        elif kind == "thinking":
+            start = {"type": "thinking", "thinking": "", "signature": ""}
+            deltas = [{"type": "thinking_delta", "thinking": p} for p in rest[0]]
+            deltas.append({"type": "signature_delta", "signature": rest[1]})
+        else:
+            start, deltas = {"type": "redacted_thinking", "data": rest[0]}, []
+        events.append(
+            (
+                "content_block_start",
+                {"type": "content_block_start", "index": index, "content_block": start},
+            )
+        )
+        events.extend(_delta(index, d) for d in deltas)
+        events.append(("content_block_stop", {"type": "content_block_stop", "index": index}))
+    events.extend(_message_end(stop_reason, output_tokens))
+    return events

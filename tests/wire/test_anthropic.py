@@ -6,6 +6,7 @@ import email.utils
 import json
 import time
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,6 +27,7 @@ from runtime.errors import (
     RuntimeClosedError,
     ServerError,
 )
+from runtime.loader import load_catalog
 from runtime.providers.anthropic_provider import AnthropicProvider
 from runtime.types import ChatRequest, Message, StreamEnd, TextDelta, Usage
 from tests.loopback import LoopbackServer, Recorded, Reply, sse
@@ -71,10 +73,10 @@ async def collect(provider: AnthropicProvider, request: ChatRequest) -> tuple[li
     deltas: list[str] = []
     ends: list[StreamEnd] = []
     async for event in provider.stream_chat(request):
+        assert not ends, "an event after StreamEnd"
         if isinstance(event, TextDelta):
-            assert not ends, "a delta after StreamEnd"
             deltas.append(event.text)
-        else:
+        elif isinstance(event, StreamEnd):
             ends.append(event)
     assert len(ends) == 1
     return deltas, ends[0]
@@ -91,8 +93,9 @@ async def call(provider: AnthropicProvider, request: ChatRequest, *, stream: boo
 async def drain(provider: AnthropicProvider, request: ChatRequest, received: list[str]) -> None:
     """Stream ``request``, appending each delta to ``received``; a StreamEnd is a failure."""
     async for event in provider.stream_chat(request):
-        assert isinstance(event, TextDelta)
-        received.append(event.text)
+        assert not isinstance(event, StreamEnd)
+        if isinstance(event, TextDelta):
+            received.append(event.text)
 
 
 def only(server: LoopbackServer) -> Recorded:
@@ -299,27 +302,77 @@ async def test_beta_as_string(server: LoopbackServer) -> None:
     [
         pytest.param(
             {"anthropic_versoin": "x"},
-            "unknown option 'anthropic_versoin' (did you mean 'anthropic_version'?)",
+            "AnthropicProvider: options.anthropic_versoin: unknown option 'anthropic_versoin' "
+            "(did you mean 'anthropic_version'?)",
             id="unknown-option",
         ),
         pytest.param(
             {"headers": {"X-Api-Key": "other"}},
-            "option headers may not set 'X-Api-Key'",
+            "AnthropicProvider: option headers may not set 'x-api-key': the provider sets it",
             id="header-clash",
         ),
         pytest.param(
-            {"default_max_tokens": 0}, "default_max_tokens must be a positive integer", id="max0"
+            {"headers": {"Anthropic-Beta": "b"}},
+            "AnthropicProvider: option headers may not set 'anthropic-beta'",
+            id="beta-header-clash",
         ),
         pytest.param(
-            {"max_connections": "many"}, "max_connections must be a positive integer", id="conn"
+            {"default_max_tokens": 0},
+            "AnthropicProvider: options.default_max_tokens: must be >= 1",
+            id="max0",
         ),
-        pytest.param({"anthropic_beta": 3}, "anthropic_beta must be a string or list", id="beta"),
+        pytest.param(
+            {"max_connections": "many"},
+            "AnthropicProvider: options.max_connections: must be an integer",
+            id="conn",
+        ),
+        pytest.param(
+            {"anthropic_beta": 3},
+            "AnthropicProvider: options.anthropic_beta: must be a string or a list of strings",
+            id="beta",
+        ),
+        pytest.param(
+            {"anthropic_beta": ["a", 3]},
+            "AnthropicProvider: options.anthropic_beta: must be a string or a list of strings",
+            id="beta-list",
+        ),
+        pytest.param(
+            {"anthropic_version": ""},
+            "AnthropicProvider: options.anthropic_version: ",
+            id="empty-version",
+        ),
     ],
 )
 def test_bad_options(options: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError) as info:
         AnthropicProvider(api_key=CANARY, **options)
     assert message in str(info.value)
+
+
+def test_bad_options_are_strict_load_errors_with_their_position(tmp_path: Path) -> None:
+    providers = tmp_path / "providers.yaml"
+    providers.write_text(
+        "providers:\n"
+        "  claude:\n"
+        "    class: runtime.providers.anthropic_provider.AnthropicProvider\n"
+        "    options:\n"
+        "      anthropic_versoin: '2023-06-01'\n"
+        "      anthropic_beta: 3\n",
+        encoding="utf-8",
+    )
+    models = tmp_path / "models.yaml"
+    models.write_text("models:\n  c: {provider: claude}\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_catalog(providers, models, strict=True)
+    text = str(info.value)
+    assert (
+        f"{providers}:5:7: providers.claude.options.anthropic_versoin: unknown option "
+        "'anthropic_versoin' (did you mean 'anthropic_version'?)"
+    ) in text
+    assert (
+        f"{providers}:6:23: providers.claude.options.anthropic_beta: must be a string or a "
+        "list of strings"
+    ) in text
 
 
 @pytest.mark.parametrize(
@@ -393,8 +446,13 @@ async def test_parse_text_blocks_and_usage(
     assert response.finish_reason == "stop"
     assert response.model == MODEL
     assert response.usage == Usage(
-        prompt_tokens=1110, completion_tokens=5, total_tokens=1115, cached_tokens=1000
+        prompt_tokens=1110,
+        completion_tokens=5,
+        total_tokens=1115,
+        cached_tokens=1000,
+        cache_write_tokens=100,
     )
+    assert response.id == "msg_01XFDUDYJgAACzvnptvVoYEL"
     assert response.raw == body
 
 
@@ -413,13 +471,18 @@ async def test_parse_text_blocks_and_usage(
                 "cache_read_input_tokens": 0,
                 "output_tokens": 1,
             },
-            Usage(prompt_tokens=3, completion_tokens=1, cached_tokens=0),
+            Usage(prompt_tokens=3, completion_tokens=1, cached_tokens=0, cache_write_tokens=0),
             id="cache-zero",
         ),
         pytest.param(
             {"input_tokens": 3, "cache_read_input_tokens": None, "output_tokens": 1},
             Usage(prompt_tokens=3, completion_tokens=1),
             id="cache-null",
+        ),
+        pytest.param(
+            {"input_tokens": 4, "cache_creation_input_tokens": 50, "output_tokens": 2},
+            Usage(prompt_tokens=54, completion_tokens=2, cache_write_tokens=50),
+            id="cache-write-only",
         ),
         pytest.param({}, Usage(), id="missing"),
     ],
@@ -483,6 +546,7 @@ async def test_stream_parsing(provider: AnthropicProvider, server: LoopbackServe
         "stop",
         Usage(prompt_tokens=100, completion_tokens=15, cached_tokens=80),
         MODEL,
+        "msg_01XFDUDYJgAACzvnptvVoYEL",
     )
 
 
