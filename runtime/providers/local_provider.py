@@ -5,7 +5,8 @@ xllamacpp and a small Gemma 3 270M GGUF package). Nothing heavy is imported with
 xllamacpp is imported when the first model is loaded, the model package when a model that
 names it is first resolved; a missing one raises ``MissingDependencyError`` naming the extra.
 
-Configuration:
+Configuration (declared as ``LocalOptions`` and ``LocalModelOptions``, so ``validate --strict``
+checks them with file:line:column and every call checks them again before it runs):
 
 * providers.yaml ``options:`` ``n_threads`` (default ``min(4, usable CPUs)``), ``n_ctx``
   (context tokens, default 2048), ``cache_dir`` (where model packages are assembled; default
@@ -59,9 +60,10 @@ from contextlib import aclosing, contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
 from ..errors import (
     BadRequestError,
-    ConfigError,
     ContextLengthExceededError,
     InvalidRequestError,
     LLMRuntimeError,
@@ -72,6 +74,7 @@ from ..errors import (
     RuntimeClosedError,
     ServerError,
 )
+from ..options import check_option_values
 from ..progress import Progress, StatusLine
 from ..types import (
     Accumulator,
@@ -83,18 +86,23 @@ from ..types import (
     TextDelta,
     Usage,
 )
-from .base import ChatProvider, reject_unknown_options
-from .local_model import ModelSource, cache_location, ensure_model_file
+from .base import ChatProvider
+from .local_model import ModelSource, SourceOptions, cache_location, ensure_model_file
 from .local_model import resolve_source as _resolve_source
 
-__all__ = ["DEFAULT_MAX_TOKENS", "DEFAULT_N_CTX", "LocalProvider", "default_threads"]
+__all__ = [
+    "DEFAULT_MAX_TOKENS",
+    "DEFAULT_N_CTX",
+    "LocalModelOptions",
+    "LocalOptions",
+    "LocalProvider",
+    "default_threads",
+]
 
 DEFAULT_N_CTX = 2048
 #: Output tokens when neither the call nor the model sets max_tokens.
 DEFAULT_MAX_TOKENS = 256
 
-_OPTIONS = ("cache_dir", "n_ctx", "n_threads", "verbosity")
-_MODEL_OPTIONS = ("gguf", "gguf_package", "n_ctx", "n_threads", "sha256")
 #: Body keys the provider owns; a parameter may not set them.
 _OWN_KEYS = ("max_tokens", "n_predict", "prompt", "stream")
 #: Seconds aclose() waits for stopped generations to return before freeing the engines.
@@ -119,6 +127,39 @@ def default_threads() -> int:
     except (AttributeError, OSError):
         usable = os.cpu_count() or 1
     return max(1, min(4, usable))
+
+
+class LocalOptions(BaseModel):
+    """Options of the local provider (providers.yaml ``options:``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True, hide_input_in_errors=True)
+
+    cache_dir: str | None = Field(
+        None,
+        description="Where model packages are assembled; default $LLM_RUNTIME_CACHE or "
+        "~/.cache/llm-runtime/models.",
+    )
+    n_ctx: int = Field(DEFAULT_N_CTX, ge=1, description="Context size in tokens.")
+    n_threads: int | None = Field(
+        None, ge=1, description="Threads per model; default the usable CPUs, at most 4."
+    )
+    verbosity: int = Field(
+        0, ge=0, description="llama.cpp's log level on stderr (0: silent; process-wide)."
+    )
+
+    @field_validator("cache_dir")
+    @classmethod
+    def _path(cls, value: str | None) -> str | None:
+        if value is not None and not value:
+            raise ValueError("must be a directory path, not empty")
+        return value
+
+
+class LocalModelOptions(SourceOptions):
+    """A local model's ``options:`` in models.yaml: its file, and engine settings for it."""
+
+    n_ctx: int | None = Field(None, ge=1, description="Overrides the provider's n_ctx.")
+    n_threads: int | None = Field(None, ge=1, description="Overrides the provider's n_threads.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,29 +189,23 @@ class _Generation:
 class LocalProvider(ChatProvider):
     """Runs GGUF models in this process with llama.cpp; see the module docstring."""
 
+    Options: ClassVar[type[BaseModel]] = LocalOptions
+    ModelOptions: ClassVar[type[BaseModel] | None] = LocalModelOptions
     streams_natively: ClassVar[bool] = True
     #: No header carries a secret: there is no key and no HTTP.
     secret_headers: ClassVar[frozenset[str]] = frozenset()
 
-    def _initialize_client(self, **options: Any) -> None:
+    options: LocalOptions
+
+    def _initialize_client(self, **kwargs: Any) -> None:
         """Validate the options; nothing is imported or loaded until the first call."""
-        reject_unknown_options("LocalProvider", options, _OPTIONS)
-        self._n_threads = _positive_int(
-            options.get("n_threads", default_threads()), "LocalProvider: option n_threads"
-        )
-        self._n_ctx = _positive_int(
-            options.get("n_ctx", DEFAULT_N_CTX), "LocalProvider: option n_ctx"
-        )
-        verbosity = options.get("verbosity", 0)
-        if isinstance(verbosity, bool) or not isinstance(verbosity, int) or verbosity < 0:
-            raise ConfigError(
-                f"LocalProvider: option verbosity must be an integer >= 0, got {verbosity!r}"
-            )
-        self._verbosity = verbosity
-        cache_dir = options.get("cache_dir")
-        if cache_dir is not None and (not isinstance(cache_dir, str) or not cache_dir):
-            raise ConfigError(f"LocalProvider: option cache_dir must be a path, got {cache_dir!r}")
-        self._cache = cache_location(cache_dir)
+        options = check_option_values(LocalOptions, kwargs, owner="LocalProvider")
+        assert isinstance(options, LocalOptions)
+        self.options = options
+        self._n_threads = options.n_threads or default_threads()
+        self._n_ctx = options.n_ctx
+        self._verbosity = options.verbosity
+        self._cache = cache_location(options.cache_dir)
         #: Where the first load reports its slow steps; None for silence.
         self.progress: Progress | None = StatusLine()
         self._servers: dict[tuple[str, int, int], Any] = {}
@@ -182,15 +217,14 @@ class LocalProvider(ChatProvider):
 
     def _spec(self, request: ChatRequest) -> _Spec:
         """The model file and engine settings a request names (no file I/O)."""
-        options = request.options
-        reject_unknown_options(f"model {request.model!r} (local provider)", options, _MODEL_OPTIONS)
-        where = f"model {request.model!r}: option"
-        n_ctx = _positive_int(options.get("n_ctx", self._n_ctx), f"{where} n_ctx")
-        n_threads = _positive_int(options.get("n_threads", self._n_threads), f"{where} n_threads")
+        options = check_option_values(
+            LocalModelOptions, request.options, owner=f"LocalProvider: model {request.model!r}"
+        )
+        assert isinstance(options, LocalModelOptions)
         source = _resolve_source(
             options, cache=self._cache, provider=self._name, model=request.model
         )
-        return _Spec(source, n_ctx, n_threads)
+        return _Spec(source, options.n_ctx or self._n_ctx, options.n_threads or self._n_threads)
 
     @staticmethod
     def _body(request: ChatRequest, spec: _Spec) -> dict[str, Any]:
@@ -489,12 +523,6 @@ def _usage(data: Any) -> Usage:
         total_tokens=count(data.get("total_tokens")),
         cached_tokens=cached,
     )
-
-
-def _positive_int(value: Any, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{what} must be a positive integer, got {value!r}")
-    return value
 
 
 def _import_engine() -> Any:
