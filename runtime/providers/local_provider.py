@@ -40,6 +40,23 @@ How a call runs:
   raises ``ContextLengthExceededError``. ``max_tokens_param`` is ignored: the engine's name for
   the limit is fixed. ``temperature`` is sent when not None; every other parameter
   (``top_p``, ``top_k``, ``seed``, ``stop``, ``repeat_penalty``...) passes through as is.
+* Structured output (``response_format``) is llama.cpp's JSON-schema-constrained decoding:
+  the schema goes in the completion body's ``json_schema`` field (the OpenAI-style
+  ``response_format`` field is ignored by llama.cpp's text-completion endpoint), and the
+  engine compiles it to a grammar that every sampled token must follow, so even a base model
+  writes JSON of that shape; the runtime then validates the text. A strict schema (the
+  default) is sent with every object closed to unlisted keys, and every schema with compact
+  whitespace (see ``_engine_schema``): either freedom lets a small model run on until
+  max_tokens. The output is only as
+  complete as ``max_tokens`` allows: bound strings (``maxLength``), numbers (``maximum``) and
+  arrays (``maxItems``) so a small model cannot fill the budget before closing the JSON. A
+  schema the engine cannot compile (e.g. a remote ``$ref``) is only logged by llama.cpp, which
+  then decodes unconstrained; the reply then fails validation (``StructuredOutputError``).
+  ``grammar`` / ``json_schema`` parameters are refused beside ``response_format``.
+* Tools are not supported (``features`` has no ``"tools"``, so the runtime raises
+  ``CapabilityError`` before any work): the prompt is rendered from the model's
+  ``chat_template`` in models.yaml, which carries no tool definitions or calls, and the
+  engine's text-completion entry point parses none.
 * A stream must end with a chunk carrying ``finish_reason``; an engine call that returns
   without one raises ``MalformedResponseError``.
 * xllamacpp always opens llama.cpp's HTTP listener on a loopback port as well; the provider
@@ -80,6 +97,7 @@ from ..types import (
     Accumulator,
     ChatRequest,
     FinishReason,
+    OutputSchema,
     ProviderResponse,
     StreamEnd,
     StreamEvent,
@@ -105,6 +123,8 @@ DEFAULT_MAX_TOKENS = 256
 
 #: Body keys the provider owns; a parameter may not set them.
 _OWN_KEYS = ("max_tokens", "n_predict", "prompt", "stream")
+#: Body keys that constrain the output; refused beside response_format (which sets one).
+_CONSTRAINTS = ("grammar", "json_schema")
 #: Seconds aclose() waits for stopped generations to return before freeing the engines.
 _CLOSE_WAIT = 30.0
 _END = object()
@@ -192,6 +212,7 @@ class LocalProvider(ChatProvider):
     Options: ClassVar[type[BaseModel]] = LocalOptions
     ModelOptions: ClassVar[type[BaseModel] | None] = LocalModelOptions
     streams_natively: ClassVar[bool] = True
+    features: ClassVar[frozenset[str]] = frozenset({"structured_output"})
     #: No header carries a secret: there is no key and no HTTP.
     secret_headers: ClassVar[frozenset[str]] = frozenset()
 
@@ -244,6 +265,14 @@ class LocalProvider(ChatProvider):
         if request.temperature is not None:
             body["temperature"] = request.temperature
         body.update(request.params)
+        if request.response_format is not None:
+            both = sorted(k for k in request.params if k in _CONSTRAINTS)
+            if both:
+                raise InvalidRequestError(
+                    f"parameter {both[0]!r} and response_format both constrain the output; "
+                    "pass only one of them"
+                )
+            body["json_schema"] = _engine_schema(request.response_format)
         return body
 
     def describe_request(self, request: ChatRequest, *, stream: bool = False) -> dict[str, Any]:
@@ -523,6 +552,48 @@ def _usage(data: Any) -> Usage:
         total_tokens=count(data.get("total_tokens")),
         cached_tokens=cached,
     )
+
+
+def _engine_schema(output: OutputSchema) -> dict[str, Any]:
+    """The schema as the engine gets it: closed when strict, its whitespace fixed.
+
+    llama.cpp (as xllamacpp builds it) compiles a JSON schema with llguidance, whose default
+    lets the model put any amount of whitespace between tokens; a small model then writes
+    newlines until max_tokens runs out. llguidance's own schema option ``x-guidance:
+    {whitespace_flexible: false}`` makes the JSON compact; a schema that sets ``x-guidance``
+    itself keeps its own.
+    """
+    schema = _closed(output.schema) if output.strict else dict(output.schema)
+    schema.setdefault("x-guidance", {"whitespace_flexible": False})
+    return schema
+
+
+#: Schema keywords whose values are schemas, or lists or mappings of schemas.
+_SUBSCHEMAS = frozenset({"items", "additionalProperties", "not", "contains", "if", "then", "else"})
+_SCHEMA_LISTS = frozenset({"anyOf", "oneOf", "allOf", "prefixItems"})
+_SCHEMA_MAPS = frozenset({"properties", "$defs", "definitions", "patternProperties"})
+
+
+def _closed(schema: Mapping[str, Any]) -> dict[str, Any]:
+    """``schema`` with every object that does not say otherwise closed to extra keys.
+
+    JSON Schema allows unlisted keys by default, and llama.cpp's schema compiler follows it;
+    a small model then invents keys until max_tokens runs out. A strict ``response_format``
+    (the default) means only the listed keys, as OpenAI's strict mode does.
+    """
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key in _SUBSCHEMAS and isinstance(value, Mapping):
+            out[key] = _closed(value)
+        elif key in _SCHEMA_LISTS and isinstance(value, list):
+            out[key] = [_closed(v) if isinstance(v, Mapping) else v for v in value]
+        elif key in _SCHEMA_MAPS and isinstance(value, Mapping):
+            out[key] = {k: _closed(v) if isinstance(v, Mapping) else v for k, v in value.items()}
+        else:
+            out[key] = value
+    if (out.get("type") == "object" or "properties" in out) and "additionalProperties" not in out:
+        out["additionalProperties"] = False
+    return out
 
 
 def _import_engine() -> Any:
