@@ -694,8 +694,8 @@ def load_catalog(
         for mid in key_models:
             if mid not in model_section.raw:
                 raise UnknownModelError(mid, did_you_mean(mid, known))
+    _check_options(provider_section, model_section, strict=strict)
     if strict:
-        _check_options(provider_section, model_section, strict=strict)
         _check_strict(provider_section, model_section, env, key_models)
 
     chain = [*provider_chain, *model_chain]

@@ -349,7 +349,9 @@ def test_bad_options(options: dict[str, Any], message: str) -> None:
     assert message in str(info.value)
 
 
-def test_bad_options_are_strict_load_errors_with_their_position(tmp_path: Path) -> None:
+@pytest.mark.parametrize("strict", [True, False], ids=["strict", "plain-load"])
+def test_bad_options_are_load_errors_with_their_position(tmp_path: Path, strict: bool) -> None:
+    """Our provider classes' options are checked at every load, not only under --strict."""
     providers = tmp_path / "providers.yaml"
     providers.write_text(
         "providers:\n"
@@ -363,7 +365,7 @@ def test_bad_options_are_strict_load_errors_with_their_position(tmp_path: Path) 
     models = tmp_path / "models.yaml"
     models.write_text("models:\n  c: {provider: claude}\n", encoding="utf-8")
     with pytest.raises(ConfigError) as info:
-        load_catalog(providers, models, strict=True)
+        load_catalog(providers, models, strict=strict)
     text = str(info.value)
     assert (
         f"{providers}:5:7: providers.claude.options.anthropic_versoin: unknown option "
