@@ -37,7 +37,7 @@ from __future__ import annotations
 import os
 import re
 from bisect import bisect_right
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -254,53 +254,73 @@ def _pyyaml_reads_otherwise(text: str) -> int | None:
     """Where PyYAML may read ``text`` otherwise than libyaml did, if anywhere (an index).
 
     - a tab between tokens: PyYAML's scanner skips only spaces there (its own TODO says
-      so) and refuses the tab, while libyaml takes it as the YAML spec does (tabs inside
-      quoted and block scalars and inside comments are fine for both);
+      so) and refuses the tab, while libyaml takes it as the YAML spec does;
     - a byte order mark past the start: libyaml skips it at the start of any line, PyYAML
       keeps it as text;
     - an empty value in a flow collection or after an explicit key: the two place it
       differently;
     - a block scalar header running into a comment (`|#`): libyaml reads it.
 
+    Text inside quoted and block scalars and inside comments is neither of these (a chat
+    template's ``messages[1:]`` is text), so only what stands outside them counts; finding
+    which is which takes one more libyaml pass, made only when a pattern matched at all.
     Two more are found by what libyaml gave (in ``parse_yaml``): an empty document (its
     position) and an unsupported tag (libyaml scans tag characters PyYAML refuses).
     """
-    patterns = (_EMPTY_FLOW_VALUE, _EXPLICIT_KEY, _HEADER_COMMENT)
-    found = [i for i in (text.find("\ufeff"), *(_search(p, text) for p in patterns)) if i >= 0]
+    found = [text.find("\ufeff")]
+    outside = _Outside(text)
+    for pattern in (_EMPTY_FLOW_VALUE, _EXPLICIT_KEY, _HEADER_COMMENT):
+        found.append(outside.first(_mark(match) for match in pattern.finditer(text)))
     if "\t" in text:
-        tab = _tab_between_tokens(text)
-        if tab is not None:
-            found.append(tab)
-    return min(found, default=None)
+        found.append(outside.first(_finds(text, "\t")))
+    return min((i for i in found if i >= 0), default=None)
 
 
-def _search(pattern: re.Pattern[str], text: str) -> int:
-    found = pattern.search(text)
-    return found.start() if found is not None else -1
+def _mark(match: re.Match[str]) -> int:
+    """The index of the character a pattern is about (past a separator it matched before)."""
+    start = match.start()
+    return start + 1 if match.group()[0] in " \t\r\n[{," else start
 
 
-def _tab_between_tokens(text: str) -> int | None:
-    """The first tab outside quoted and block scalars and comments, if any."""
-    spans = _styled_spans(text)
-    starts = [start for start, _ in spans]
+def _finds(text: str, char: str) -> Iterator[int]:
+    index = text.find(char)
+    while index != -1:
+        yield index
+        index = text.find(char, index + 1)
 
-    def quoted(index: int) -> bool:
-        i = bisect_right(starts, index) - 1
-        return i >= 0 and index < spans[i][1]
 
-    tab = text.find("\t")
-    while tab != -1:
-        if not quoted(tab):
-            line_start = max(text.rfind(c, 0, tab) for c in _BREAKS) + 1
-            hash_ = text.find("#", line_start, tab)
-            while hash_ != -1 and not (
-                (hash_ == line_start or text[hash_ - 1] in " \t") and not quoted(hash_)
-            ):
-                hash_ = text.find("#", hash_ + 1, tab)
-            if hash_ == -1:  # not in a comment
-                return tab
-        tab = text.find("\t", tab + 1)
-    return None
+class _Outside:
+    """Which indices of ``text`` stand outside quoted and block scalars and comments."""
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+        self._spans: list[tuple[int, int]] | None = None  # computed on first need
+        self._starts: list[int] = []
+
+    def _quoted(self, index: int) -> bool:
+        if self._spans is None:
+            self._spans = _styled_spans(self._text)
+            self._starts = [start for start, _ in self._spans]
+        i = bisect_right(self._starts, index) - 1
+        # A scalar's own quote or block indicator (its span's first index) is outside it.
+        return i >= 0 and self._spans[i][0] < index < self._spans[i][1]
+
+    def _commented(self, index: int) -> bool:
+        text = self._text
+        line_start = max(text.rfind(c, 0, index) for c in _BREAKS) + 1
+        hash_ = text.find("#", line_start, index)
+        while hash_ != -1:
+            if (hash_ == line_start or text[hash_ - 1] in " \t") and not self._quoted(hash_):
+                return True
+            hash_ = text.find("#", hash_ + 1, index)
+        return False
+
+    def first(self, indices: Iterable[int]) -> int:
+        """The first of ``indices`` (ascending) that stands outside, or -1."""
+        for index in indices:
+            if not self._quoted(index) and not self._commented(index):
+                return index
+        return -1
 
 
 def _python_read(text: str, limits: Limits, near: int) -> tuple[Any, PositionMap] | None:
