@@ -10,7 +10,8 @@ run, and each layer's time per call is printed with what it adds over the layer 
 * ``runtime``: ``LLMRuntime.generate`` (lookup, request, policies, retries, limits,
   deadlines, observing) over the provider;
 * ``runtime, seam stubbed``: ``LLMRuntime.generate`` with ``post_json`` replaced by a
-  coroutine returning the parsed reply: the runtime and the provider alone, no HTTP code.
+  coroutine returning the reply parsed already: the runtime and the provider alone, no HTTP
+  or JSON code.
 
 Rounds are interleaved and the best round of each layer is kept, because this machine is
 shared and noisy; ``--case NAME`` runs one layer only (for ``valgrind --tool=callgrind``:
@@ -120,7 +121,7 @@ def build_cases() -> dict[str, Callable[[], Awaitable[object]]]:
         provider: str | None = None
 
         async def post_json(self, *args: Any, **kwargs: Any) -> Any:
-            return json.loads(REPLY)
+            return REPLY_OBJECT  # parsed already: no HTTP or JSON work is counted
 
     stub_provider._client = _Stub()  # type: ignore[attr-defined]
 

@@ -11,50 +11,130 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
-from .config import Catalog, ModelConfig, ProviderConfig
-from .errors import (
-    AuthenticationError,
-    BadRequestError,
-    CapabilityError,
-    ConfigError,
-    ConfigProblem,
-    ContentFilteredError,
-    ContextLengthExceededError,
-    InvalidRequestError,
-    LLMRuntimeError,
-    MalformedResponseError,
-    MissingAPIKeyError,
-    MissingDependencyError,
-    NotFoundError,
-    PermissionDeniedError,
-    ProviderConnectionError,
-    ProviderError,
-    ProviderTimeoutError,
-    RateLimitError,
-    ResponseTooLargeError,
-    RuntimeClosedError,
-    ServerError,
-    StructuredOutputError,
-    TemplateError,
-    ToolArgumentsError,
-    UnknownModelError,
-    UnknownProviderError,
-)
-from .providers.base import ChatProvider, LLMProvider
-from .providers.registry import register_provider
-from .service import CompletionStream, EventStream, LLMRuntime
-from .types import (
-    Completion,
-    ImagePart,
-    Message,
-    ReasoningPart,
-    TextPart,
-    Tool,
-    ToolCall,
-    ToolResult,
-    Usage,
-)
+if TYPE_CHECKING:  # imported when first used (module __getattr__ below), not at import
+    from .config import Catalog, ModelConfig, ProviderConfig
+    from .errors import (
+        AuthenticationError,
+        BadRequestError,
+        CapabilityError,
+        ConfigError,
+        ConfigProblem,
+        ContentFilteredError,
+        ContextLengthExceededError,
+        InvalidRequestError,
+        LLMRuntimeError,
+        MalformedResponseError,
+        MissingAPIKeyError,
+        MissingDependencyError,
+        NotFoundError,
+        PermissionDeniedError,
+        ProviderConnectionError,
+        ProviderError,
+        ProviderTimeoutError,
+        RateLimitError,
+        ResponseTooLargeError,
+        RuntimeClosedError,
+        ServerError,
+        StructuredOutputError,
+        TemplateError,
+        ToolArgumentsError,
+        UnknownModelError,
+        UnknownProviderError,
+    )
+    from .providers.base import ChatProvider, LLMProvider
+    from .providers.registry import register_provider
+    from .service import CompletionStream, EventStream, LLMRuntime
+    from .types import (
+        Completion,
+        ImagePart,
+        Message,
+        ReasoningPart,
+        TextPart,
+        Tool,
+        ToolCall,
+        ToolResult,
+        Usage,
+    )
+
+#: Where each public name lives: ``runtime.X`` imports its module on first use, so
+#: ``import runtime`` (and ``from runtime.errors import ...``) costs only what is used.
+_EXPORTS = {
+    **dict.fromkeys(("Catalog", "ModelConfig", "ProviderConfig"), ".config"),
+    **dict.fromkeys(
+        (
+            "AuthenticationError",
+            "BadRequestError",
+            "CapabilityError",
+            "ConfigError",
+            "ConfigProblem",
+            "ContentFilteredError",
+            "ContextLengthExceededError",
+            "InvalidRequestError",
+            "LLMRuntimeError",
+            "MalformedResponseError",
+            "MissingAPIKeyError",
+            "MissingDependencyError",
+            "NotFoundError",
+            "PermissionDeniedError",
+            "ProviderConnectionError",
+            "ProviderError",
+            "ProviderTimeoutError",
+            "RateLimitError",
+            "ResponseTooLargeError",
+            "RuntimeClosedError",
+            "ServerError",
+            "StructuredOutputError",
+            "TemplateError",
+            "ToolArgumentsError",
+            "UnknownModelError",
+            "UnknownProviderError",
+        ),
+        ".errors",
+    ),
+    **dict.fromkeys(("ChatProvider", "LLMProvider"), ".providers.base"),
+    "register_provider": ".providers.registry",
+    **dict.fromkeys(("CompletionStream", "EventStream", "LLMRuntime"), ".service"),
+    **dict.fromkeys(
+        (
+            "Completion",
+            "ImagePart",
+            "Message",
+            "ReasoningPart",
+            "TextPart",
+            "Tool",
+            "ToolCall",
+            "ToolResult",
+            "Usage",
+        ),
+        ".types",
+    ),
+}
+
+
+def __getattr__(name: str) -> Any:
+    from importlib import import_module
+
+    module = _EXPORTS.get(name)
+    if module is not None:
+        value = getattr(import_module(module, __name__), name)
+    elif not name.startswith("_"):  # a submodule (runtime.errors...), as an eager import had it
+        try:
+            value = import_module(f".{name}", __name__)
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{name}":
+                raise
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value  # once: later reads do not come here
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
 
 __all__ = [
     "AuthenticationError",
@@ -125,6 +205,7 @@ def load_runtime(
     every API key variable is set.
     """
     from .loader import load_catalog
+    from .service import LLMRuntime
 
     def read() -> Catalog:
         return load_catalog(providers, models, strict=strict, environ=environ)

@@ -34,6 +34,9 @@ class ModelTotals:
     priced_calls: int = 0
 
 
+_NONE_YET = ModelTotals()
+
+
 class UsageLedger:
     """Totals per model; see the module docstring."""
 
@@ -57,17 +60,18 @@ class UsageLedger:
         else:
             cost = cost_of(card, usage)
         with self._lock:
-            t = self._totals.get(completion.model) or ModelTotals()
-            self._totals[completion.model] = replace(
-                t,
-                calls=t.calls + 1,
-                prompt_tokens=t.prompt_tokens + (usage.prompt_tokens or 0),
-                completion_tokens=t.completion_tokens + (usage.completion_tokens or 0),
-                cached_tokens=t.cached_tokens + (usage.cached_tokens or 0),
-                cache_write_tokens=t.cache_write_tokens + (usage.cache_write_tokens or 0),
-                reasoning_tokens=t.reasoning_tokens + (usage.reasoning_tokens or 0),
-                cost=(t.cost or Decimal(0)) + cost.amount if cost is not None else t.cost,
-                priced_calls=t.priced_calls + (cost is not None),
+            t = self._totals.get(completion.model) or _NONE_YET
+            # Built whole (not dataclasses.replace, which costs several times as much).
+            self._totals[completion.model] = ModelTotals(
+                t.calls + 1,
+                t.errors,
+                t.prompt_tokens + (usage.prompt_tokens or 0),
+                t.completion_tokens + (usage.completion_tokens or 0),
+                t.cached_tokens + (usage.cached_tokens or 0),
+                t.cache_write_tokens + (usage.cache_write_tokens or 0),
+                t.reasoning_tokens + (usage.reasoning_tokens or 0),
+                (t.cost or Decimal(0)) + cost.amount if cost is not None else t.cost,
+                t.priced_calls + (cost is not None),
             )
 
     def record_error(self, model: str) -> None:

@@ -616,10 +616,38 @@ def _class_of(config: ProviderConfig, source: _Source, strict: bool) -> type[Any
         return None  # reported by --strict's import check, or at the first call
 
 
+#: Stands for "one of our classes, named by an entry of the bundled file": not imported to
+#: check options, since the bundled files' options are checked by the test suite
+#: (tests/unit/test_lean.py); imported only for a user's model entry that names it.
+_SHIPPED = object()
+
+
 def _check_options(providers: _Section, models: _Section, *, strict: bool) -> None:
-    """Provider and model ``options`` against the class's ``Options`` / ``ModelOptions``."""
-    classes: dict[str, type[Any] | None] = {}
+    """Provider and model ``options`` against the class's ``Options`` / ``ModelOptions``.
+
+    Every entry of the user's own files is checked. Entries of the bundled files, as
+    shipped, are not checked again at every load (that would import every provider module
+    of the catalog): the test suite checks them, unless a class registered in code or
+    ``strict`` takes the name.
+    """
+    shipped: dict[str, bool] = {}
+
+    def as_shipped(source: _Source) -> bool:
+        if source.file not in shipped:
+            bundled = resources.bundled_path(_FILE_NAMES[source.kind])
+            shipped[source.file] = _same_file(source.file, bundled)
+        return shipped[source.file]
+
+    classes: dict[str, Any] = {}
     for name, (config, source) in providers.built.items():
+        if (
+            not strict
+            and as_shipped(source)
+            and registry.registered_provider(name) is None
+            and config.class_path.startswith("runtime.")
+        ):
+            classes[name] = _SHIPPED
+            continue
         cls = classes[name] = _class_of(config, source, strict)
         if cls is None or not hasattr(cls, "Options"):
             continue
@@ -628,6 +656,11 @@ def _check_options(providers: _Section, models: _Section, *, strict: bool) -> No
             source.problem(("providers", name, "options", *path), message, at_key=at_key)
     for mid, (model, source) in models.built.items():
         cls = classes.get(model.provider)
+        if cls is _SHIPPED:
+            if as_shipped(source) or not model.options:
+                continue
+            config, provider_source = providers.built[model.provider]
+            cls = classes[model.provider] = _class_of(config, provider_source, strict)
         if cls is None or not hasattr(cls, "ModelOptions") or not model.options:
             continue
         owner = f"provider {model.provider!r} ({cls.__name__})"

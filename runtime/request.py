@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from .config import ModelConfig
@@ -20,7 +21,14 @@ from .types import (
     normalize_tools,
 )
 
-__all__ = ["RESERVED", "RUNTIME_OWNED", "PolicyNote", "build_request", "plan_request"]
+__all__ = [
+    "RESERVED",
+    "RUNTIME_OWNED",
+    "PolicyNote",
+    "build_request",
+    "compose_request",
+    "plan_request",
+]
 
 log = logging.getLogger("runtime")
 
@@ -82,14 +90,35 @@ def plan_request(
     model's policy: ``unsupported_params`` are dropped (or refused), ``fixed_params`` pinned.
     A ``chat_template`` renders messages into ``ChatRequest.prompt``.
     """
+    return compose_request(cfg, prompt, messages, temperature, max_tokens, kwargs)
+
+
+def compose_request(
+    cfg: ModelConfig,
+    prompt: str | None,
+    messages: Iterable[Message | Mapping[str, Any]] | None,
+    temperature: float | None,
+    max_tokens: int | None,
+    kwargs: Mapping[str, Any],
+    *,
+    capabilities: Mapping[str, Any] | None = None,
+    connect_timeout: float | None = None,
+    read_timeout: float | None = None,
+) -> tuple[ChatRequest, tuple[PolicyNote, ...]]:
+    """``plan_request`` for the engine: call parameters as one mapping, and what the
+    model's call plan holds already (its capabilities as a request carries them, the
+    connect and read timeouts) instead of deriving them again."""
     msgs = _messages(prompt, messages, kwargs)
     if cfg.system_prompt is not None:
         with_system = with_system_prompt(cfg, msgs)
         if with_system is not msgs:
             msgs, prompt = with_system, None  # the prompt alone is no longer the request
-    kwargs = dict(kwargs)
-    portable = {name: kwargs.pop(name) for name in PORTABLE & kwargs.keys()}
-    features = _portable(cfg, portable)
+    if kwargs:
+        kwargs = dict(kwargs)
+        portable = {name: kwargs.pop(name) for name in PORTABLE & kwargs.keys()}
+        features = _portable(cfg, portable) if portable else _NO_FEATURES
+    else:
+        features = _NO_FEATURES
     params, notes = _merged(cfg, temperature, max_tokens, kwargs)
 
     rendered = prompt
@@ -107,7 +136,13 @@ def plan_request(
         params={k: v for k, v in params.items() if v is not None},
         prompt=rendered,
         options=cfg.options,
-        capabilities=cfg.capabilities.model_dump(exclude_none=True),
+        capabilities=(
+            capabilities
+            if capabilities is not None
+            else cfg.capabilities.model_dump(exclude_none=True)
+        ),
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
         **features,
     )
     if cfg.capabilities.images is False and any(
@@ -119,6 +154,18 @@ def plan_request(
             model=cfg.id,
         )
     return request, notes
+
+
+#: The ChatRequest fields of a call that asks for no tools, output schema or reasoning.
+_NO_FEATURES: Mapping[str, Any] = MappingProxyType(
+    {
+        "tools": (),
+        "tool_choice": None,
+        "parallel_tool_calls": None,
+        "response_format": None,
+        "reasoning": None,
+    }
+)
 
 
 def _portable(cfg: ModelConfig, given: Mapping[str, Any]) -> dict[str, Any]:
@@ -193,7 +240,7 @@ def _messages(
 
 
 def _merged(
-    cfg: ModelConfig, temperature: float | None, max_tokens: int | None, kwargs: dict[str, Any]
+    cfg: ModelConfig, temperature: float | None, max_tokens: int | None, kwargs: Mapping[str, Any]
 ) -> tuple[dict[str, Any], tuple[PolicyNote, ...]]:
     """call arguments > extra_params > defaults, then the model's parameter policy."""
     explicit = dict(kwargs)  # what the caller asked for, to judge the policy

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from .config import Catalog, ModelConfig, ProviderConfig
 from .engine.call import Call, CallArgs
 from .engine.observe import Observer
-from .engine.resolve import Instances, Snapshot, Timing, construct, provider_key
+from .engine.resolve import Instances, ModelPlan, Snapshot, Timing, construct, provider_key
 from .errors import LLMRuntimeError, RuntimeClosedError
 from .hooks import Hook, HookKind, Hooks
 from .ledger import UsageLedger
@@ -277,7 +277,12 @@ class LLMRuntime:
         args = CallArgs.split(
             prompt, messages, temperature, max_tokens, kwargs, snapshot.catalog.templates
         )
-        first, _ = args.request_for(primary)  # argument errors surface here, at the call site
+        try:
+            plan: ModelPlan | None = snapshot.plan(primary)
+        except LLMRuntimeError:
+            plan = None  # raised by the call itself, as every failure of its model is
+        # Argument errors surface here, at the call site.
+        first, _ = args.request_for(primary, plan)
         return Call(
             snapshot,
             self._instances,
@@ -286,6 +291,7 @@ class LLMRuntime:
             stream=stream,
             first=first,
             observer=self._observer,
+            first_plan=plan,
         )
 
     async def completion(

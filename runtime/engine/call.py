@@ -12,9 +12,10 @@ other failure attached (``LLMRuntimeError.failures``).
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncGenerator, Iterable, Mapping
+from collections.abc import AsyncGenerator, Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field, replace
+from types import MappingProxyType
 from typing import Any
 
 from ..config import ModelConfig, TemplateConfig
@@ -27,7 +28,7 @@ from ..errors import (
 )
 from ..prompts import render_template
 from ..providers.base import LLMProvider
-from ..request import PolicyNote, plan_request
+from ..request import PolicyNote, compose_request
 from ..types import (
     Accumulator,
     ChatRequest,
@@ -78,6 +79,10 @@ class CallArgs:
     ) -> CallArgs:
         """Take ``timeout``, ``api_key``, ``template`` and ``variables`` out of the keyword
         arguments (a named template becomes the messages); refuse ``base_url``."""
+        if not kwargs:  # the common call: nothing to take out
+            if messages is not None and not isinstance(messages, list | tuple):
+                messages = list(messages)
+            return cls(prompt, messages, temperature, max_tokens, _NO_PARAMS)
         params = dict(kwargs)
         template = params.pop("template", None)
         variables = params.pop("variables", None)
@@ -111,15 +116,30 @@ class CallArgs:
             api_key or None,
         )
 
-    def request_for(self, model: ModelConfig) -> tuple[ChatRequest, tuple[PolicyNote, ...]]:
-        return plan_request(
+    def request_for(
+        self, model: ModelConfig, plan: ModelPlan | None = None
+    ) -> tuple[ChatRequest, tuple[PolicyNote, ...]]:
+        """The request ``model`` receives for these arguments; with its ``plan``, the
+        request carries the plan's connect and read timeouts too."""
+        if plan is None:
+            return compose_request(
+                model, self.prompt, self.messages, self.temperature, self.max_tokens, self.params
+            )
+        return compose_request(
             model,
-            prompt=self.prompt,
-            messages=self.messages,
-            temperature=self.temperature,
-            max_tokens=self.max_tokens,
-            **self.params,
+            self.prompt,
+            self.messages,
+            self.temperature,
+            self.max_tokens,
+            self.params,
+            capabilities=plan.capabilities,
+            connect_timeout=plan.timeouts.connect,
+            read_timeout=plan.timeouts.read,
         )
+
+
+#: The parameters of a call that passed no keyword arguments (shared, never changed).
+_NO_PARAMS: Mapping[str, Any] = MappingProxyType({})
 
 
 def _from_template(
@@ -160,7 +180,11 @@ def _tag(error: ProviderError, plan: ModelPlan, attempts: int) -> None:
 
 
 class Call:
-    """One call through the fallback chain of ``primary``; ``events()`` runs it."""
+    """One call through the fallback chain of ``primary``; ``events()`` runs it.
+
+    ``first`` is the primary's request, built already at the call site (with ``first_plan``,
+    the plan it was built with, whose timeouts it carries).
+    """
 
     def __init__(
         self,
@@ -172,9 +196,11 @@ class Call:
         stream: bool,
         first: ChatRequest | None = None,
         observer: Observer | None = None,
+        first_plan: ModelPlan | None = None,
     ) -> None:
         self.snapshot = snapshot
-        self._first = first  # the primary's request, built already at the call site
+        self._first = first
+        self._first_plan = first_plan
         self.instances = instances
         self.primary = primary
         self.args = args
@@ -199,7 +225,9 @@ class Call:
         self._started = self.snapshot.timing.clock()
         trace = self.observer.start(self.primary.id, self.primary.provider, stream=self.stream)
         try:
-            for model in self.snapshot.candidates(self.primary):
+            primary = self.primary
+            candidates = self.snapshot.candidates(primary) if primary.fallbacks else (primary,)
+            for model in candidates:
                 if self._failures:
                     decision = self._falls_back_to(model, trace)
                     if decision is Next.STOP:
@@ -209,8 +237,14 @@ class Call:
                 ready = self._prepare(model)
                 if ready is None:
                     continue
-                async for event in self._attempts_of(*ready, trace):
-                    yield event
+                # The provider is held for all attempts: a reload does not close it under them.
+                provider = ready[2]
+                self.instances.hold(provider)
+                try:
+                    async for event in self._retrying(*ready, trace):
+                        yield event
+                finally:
+                    self.instances.release(provider)
                 if self.completion is not None:
                     return
                 if self.delivered:
@@ -240,8 +274,13 @@ class Call:
             plan = self.snapshot.plan(model)
             if model is self.primary and self._first is not None:
                 request = self._first
+                if self._first_plan is not plan:  # built without its plan: add the timeouts
+                    timeouts = plan.timeouts
+                    request = replace(
+                        request, connect_timeout=timeouts.connect, read_timeout=timeouts.read
+                    )
             else:
-                request, _ = self.args.request_for(model)
+                request, _ = self.args.request_for(model, plan)
             provider = self.instances.get(self.snapshot, plan, self.args.api_key)
             check_support(provider, request, model)
         except CapabilityError as error:
@@ -252,24 +291,12 @@ class Call:
         except LLMRuntimeError as error:
             self._failures.append((model, error))
             return None
-        timeouts = plan.timeouts
-        request = replace(request, connect_timeout=timeouts.connect, read_timeout=timeouts.read)
         return plan, request, provider
-
-    async def _attempts_of(
-        self, plan: ModelPlan, request: ChatRequest, provider: LLMProvider, trace: CallTrace
-    ) -> AsyncGenerator[StreamEvent, None]:
-        """Attempts on one model until one succeeds or ``decide_retry`` gives up.
-
-        The provider is held for all of them: a reload does not close it between attempts.
-        """
-        async with self.instances.use(provider):
-            async for event in self._retrying(plan, request, provider, trace):
-                yield event
 
     async def _retrying(
         self, plan: ModelPlan, request: ChatRequest, provider: LLMProvider, trace: CallTrace
     ) -> AsyncGenerator[StreamEvent, None]:
+        """Attempts on one model until one succeeds or ``decide_retry`` gives up."""
         timing = self.snapshot.timing
         own_limit = self.args.timeout is not None
         total = self.args.timeout if own_limit else plan.timeouts.total
@@ -317,16 +344,21 @@ class Call:
                 self._waited += verdict.delay
                 continue
             assert self._response is not None
-            completion = _completion(
-                self._response,
-                plan,
-                request,
-                timing.clock() - self._started,
-                self._attempts,
-                self._failures,
-            )
             self.completion = trace.succeeded(
-                completion, pricing=plan.model.pricing, base_url=provider.base_url
+                _completion(
+                    self._response,
+                    plan,
+                    request,
+                    timing.clock() - self._started,
+                    self._attempts,
+                    self._failures,
+                    trace.pricer(
+                        plan.model.pricing,
+                        self._response.model or plan.model.id,
+                        provider.base_url,
+                        self._response.usage,
+                    ),
+                )
             )
             return
 
@@ -444,6 +476,7 @@ def _completion(
     latency: float,
     attempts: int,
     failures: list[tuple[ModelConfig, LLMRuntimeError]],
+    pricer: Callable[[], Any] | None = None,
 ) -> Completion:
     parsed = None
     if request.response_format is not None:
@@ -461,6 +494,7 @@ def _completion(
         failures=tuple((m.id, e) for m, e in failures),
         parsed=parsed,
         response_id=response.id,
+        pricer=pricer,
     )
 
 

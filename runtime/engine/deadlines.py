@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from ..config import TimeoutConfig
 from ..errors import LLMRuntimeError, MalformedResponseError, ProviderError, ProviderTimeoutError
@@ -17,9 +17,57 @@ from ..providers.base import LLMProvider
 from ..redact import scrub
 from ..types import StreamEnd, StreamEvent, UsageUpdate
 
-__all__ = ["foreign_error", "guarded", "timed_events"]
+__all__ = ["Deadline", "deadline_in", "foreign_error", "guarded", "timed_events"]
 
 T = TypeVar("T")
+
+
+class Deadline:
+    """One timer for one attempt: when it fires, the task awaiting the provider is cancelled.
+
+    Cheaper than an ``asyncio.timeout`` per await (one timer handle for the whole attempt,
+    whatever the number of awaits under it), with its semantics: a cancellation that our
+    timer caused becomes a timeout, any other one propagates.
+    """
+
+    __slots__ = ("_handle", "_task", "fired")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
+        self.fired = False
+        self._task: asyncio.Task[Any] | None = None  # the task awaiting, when one is
+        self._handle = loop.call_at(when, self._fire)
+
+    def _fire(self) -> None:
+        self.fired = True
+        if self._task is not None:
+            self._task.cancel()
+
+    async def wait(self, awaitable: Awaitable[T]) -> T:
+        """Await ``awaitable``; TimeoutError (ours, ``fired`` set) when the timer fires."""
+        if self.fired:
+            close = getattr(awaitable, "close", None)
+            if close is not None:
+                close()  # a coroutine never awaited: close it, so nothing warns
+            raise TimeoutError
+        task = self._task = asyncio.current_task()
+        cancelling = task.cancelling() if task is not None else 0
+        try:
+            return await awaitable
+        except asyncio.CancelledError:
+            if self.fired and task is not None and task.uncancel() <= cancelling:
+                raise TimeoutError from None
+            raise
+        finally:
+            self._task = None
+
+    def close(self) -> None:
+        self._handle.cancel()
+
+
+def deadline_in(limit: float) -> Deadline:
+    """A ``Deadline`` ``limit`` seconds from now (event-loop time, as asyncio.timeout's)."""
+    loop = asyncio.get_running_loop()
+    return Deadline(loop, loop.time() + limit)
 
 
 async def guarded(
@@ -30,21 +78,24 @@ async def guarded(
     provider: LLMProvider,
     provider_name: str,
     model: str,
+    deadline: Deadline | None = None,
 ) -> T:
     """Await a provider's ``awaitable`` within ``limit`` seconds; every failure becomes ours.
 
-    ``expired`` is the message when our limit fires. StopAsyncIteration passes through (the
-    end of a stream is the caller's to judge).
+    ``expired`` is the message when our limit fires. ``deadline``: an attempt's deadline
+    set already (then ``limit`` is not read). StopAsyncIteration passes through (the end of
+    a stream is the caller's to judge).
     """
+    own = None
+    if deadline is None and limit is not None:
+        deadline = own = deadline_in(limit)
     try:
-        if limit is None:
+        if deadline is None:
             return await awaitable
-        deadline = asyncio.timeout(limit)
         try:
-            async with deadline:
-                return await awaitable
+            return await deadline.wait(awaitable)
         except TimeoutError:
-            if deadline.expired():
+            if deadline.fired:
                 raise ProviderTimeoutError(expired, provider=provider_name, model=model) from None
             raise
     except TimeoutError as exc:  # the provider's own client gave up
@@ -57,6 +108,9 @@ async def guarded(
         raise
     except Exception as exc:
         raise foreign_error(exc, provider_name, model, provider.api_key) from exc
+    finally:
+        if own is not None:
+            own.close()
 
 
 def _is_token(event: StreamEvent) -> bool:
@@ -78,8 +132,14 @@ async def timed_events(
     ``total_name`` says where the total limit comes from, for the message when it fires.
 
     Ends after the ``StreamEnd`` event; a source that stops without one raises
-    MalformedResponseError. A timer per event is set only when a limit applies.
+    MalformedResponseError. The total limit is one timer for the whole stream; a timer per
+    event is set only when a first-token or idle limit applies.
     """
+    if timeouts.first_token is None and timeouts.idle is None:
+        untimed = _total_only(source, total, provider, provider_name, model, total_name)
+        async for event in untimed:
+            yield event
+        return
     loop = asyncio.get_running_loop()
     start = loop.time()  # real time: asyncio.timeout counts it too
     first = True
@@ -118,6 +178,49 @@ async def timed_events(
                 first = False
             yield event
     finally:
+        aclose = getattr(source, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+async def _total_only(
+    source: AsyncIterator[StreamEvent],
+    total: float | None,
+    provider: LLMProvider,
+    provider_name: str,
+    model: str,
+    total_name: str,
+) -> AsyncGenerator[StreamEvent, None]:
+    """``timed_events`` without first-token and idle limits: one deadline, or none."""
+    deadline = deadline_in(total) if total is not None else None
+    expired = (
+        f"stream: the total time limit of {total:g}s was exceeded ({total_name})"
+        if total is not None
+        else ""
+    )
+    next_event = source.__anext__
+    try:
+        while True:
+            try:
+                event = await guarded(
+                    next_event(),
+                    None,
+                    expired,
+                    provider=provider,
+                    provider_name=provider_name,
+                    model=model,
+                    deadline=deadline,
+                )
+            except StopAsyncIteration:
+                raise MalformedResponseError(
+                    "the stream ended without a final event", provider=provider_name, model=model
+                ) from None
+            yield event
+            if isinstance(event, StreamEnd):
+                return
+    finally:
+        if deadline is not None:
+            deadline.close()
         aclose = getattr(source, "aclose", None)
         if aclose is not None:
             await aclose()

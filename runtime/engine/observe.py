@@ -28,7 +28,7 @@ from ..ledger import UsageLedger
 from ..pricing import PriceBook, cost_of
 from ..types import ChatRequest, Completion
 
-__all__ = ["CallTrace", "Observer"]
+__all__ = ["CallTrace", "Observer", "Pricer"]
 
 log = logging.getLogger("runtime")
 _ids = itertools.count(1)
@@ -45,6 +45,25 @@ class Observer:
 
     def start(self, model: str, provider: str, *, stream: bool) -> CallTrace:
         return CallTrace(self, next(_ids), model, provider, stream)
+
+
+class Pricer:
+    """Prices one call from its usage, when its cost is first read (never during the call)."""
+
+    __slots__ = ("base_url", "book", "model_ref", "pricing", "usage")
+
+    def __init__(
+        self, book: PriceBook, pricing: Any, model_ref: str, base_url: str | None, usage: Any
+    ) -> None:
+        self.book = book
+        self.pricing = pricing
+        self.model_ref = model_ref
+        self.base_url = base_url
+        self.usage = usage
+
+    def __call__(self) -> Any:
+        card = self.book.card(self.pricing, self.model_ref, self.base_url, block=True)
+        return cost_of(card, self.usage)
 
 
 class CallTrace:
@@ -106,19 +125,25 @@ class CallTrace:
         if self.observer.hooks.wants("fallback"):
             self.observer.hooks.emit(FallbackEvent(self.call_id, failed, nxt, error))
 
+    def pricer(self, pricing: Any, model_ref: str, base_url: str | None, usage: Any) -> Pricer:
+        """What prices the call when its cost is first read (a ``Completion.pricer``)."""
+        return Pricer(self.observer.prices, pricing, model_ref, base_url, usage)
+
     def succeeded(
-        self, completion: Completion, *, pricing: Any, base_url: str | None
+        self, completion: Completion, *, pricing: Any = None, base_url: str | None = None
     ) -> Completion:
-        """Price lazily, record, tell everyone; returns the completion to give the caller."""
-        book = self.observer.prices
-        model_ref = completion.provider_model or completion.model
-        usage = completion.usage
+        """Price lazily, record, tell everyone; returns the completion to give the caller.
 
-        def price() -> Any:
-            return cost_of(book.card(pricing, model_ref, base_url, block=True), usage)
-
-        completion = replace(completion, pricer=price)
-        self.observer.ledger.record(completion, book.card(pricing, model_ref, base_url))
+        A completion made with a ``Pricer`` (``pricer()``) is given as it is; otherwise one
+        is made from ``pricing`` and ``base_url``.
+        """
+        price = completion.pricer
+        if not isinstance(price, Pricer):
+            model_ref = completion.provider_model or completion.model
+            price = self.pricer(pricing, model_ref, base_url, completion.usage)
+            completion = replace(completion, pricer=price)
+        card = price.book.card(price.pricing, price.model_ref, price.base_url)
+        self.observer.ledger.record(completion, card)
         if self.span is not None:
             self.span.end(completion)
         hooks = self.observer.hooks

@@ -42,7 +42,12 @@ from ..errors import (
     UnknownProviderError,
 )
 from ..providers.base import LLMProvider
-from ..providers.registry import ProviderImportError, import_provider_class, registered_providers
+from ..providers.registry import (
+    ProviderImportError,
+    import_provider_class,
+    registered_provider,
+    registered_providers,
+)
 from ..redact import scrub
 from ..suggest import did_you_mean
 from .limits import Limiter
@@ -80,7 +85,12 @@ def merge_layers(cls: type[M], *layers: M | None) -> M:
 
 @dataclass(frozen=True, slots=True)
 class ModelPlan:
-    """How one model is called: its config, its provider's, merged policies and limiters."""
+    """How one model is called: its config, its provider's, merged policies and limiters.
+
+    ``capabilities`` is the model's ``capabilities:`` as every ``ChatRequest`` carries it
+    (unset ones omitted). ``memo`` holds what ``Instances`` derived for this plan (the
+    shared instance and what it was derived from), so a call repeats none of that work.
+    """
 
     model: ModelConfig
     provider: ProviderConfig
@@ -90,6 +100,8 @@ class ModelPlan:
     limiters: tuple[Limiter, ...]
     key_env: str | None
     options_key: str = field(repr=False)  # the provider options, as part of instance keys
+    capabilities: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    memo: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
 class Snapshot:
@@ -152,7 +164,7 @@ class Snapshot:
         )
 
     def provider_class(self, config: ProviderConfig) -> type[LLMProvider]:
-        registered = registered_providers().get(config.name)
+        registered = registered_provider(config.name)
         if registered is not None:
             return registered
         cls = self._classes.get(config.name)
@@ -183,6 +195,7 @@ class Snapshot:
                 limiters=self._limiters_for(model, config),
                 key_env=model.requires_api_key_env or config.api_key_env,
                 options_key=provider_key(config),
+                capabilities=model.capabilities.model_dump(exclude_none=True),
             )
         return plan
 
@@ -304,9 +317,45 @@ class Instances:
         self._busy: dict[int, int] = {}  # id(instance) -> calls in flight
         self._retired: dict[int, LLMProvider] = {}  # to close when their last call ends
         self._closers: set[asyncio.Task[None]] = set()
+        #: Grows whenever a shared instance leaves the table: plans' memos of it are stale.
+        self._generation = 0
 
     def get(self, snapshot: Snapshot, plan: ModelPlan, api_key: str | None = None) -> LLMProvider:
-        """The instance serving ``plan`` (``api_key``: a key given per call)."""
+        """The instance serving ``plan`` (``api_key``: a key given per call).
+
+        The shared instance is memoised in the plan with what it was derived from: the raw
+        values of the key and base-URL variables (read again on every call, so a key set or
+        changed after loading is used) and the class registered under the provider's name.
+        When those are unchanged the call reuses it without checking the key again.
+        """
+        if api_key is None:
+            source = self._source(snapshot, plan)
+            memo = plan.memo.get("instance")
+            if (
+                memo is not None
+                and memo[0] is self
+                and memo[1] == self._generation
+                and memo[2] == source
+            ):
+                return memo[3]  # type: ignore[no-any-return]
+            instance = self._get(snapshot, plan, None)
+            plan.memo["instance"] = (self, self._generation, source, instance)
+            return instance
+        return self._get(snapshot, plan, api_key)
+
+    @staticmethod
+    def _source(snapshot: Snapshot, plan: ModelPlan) -> tuple[object, ...]:
+        """What the shared instance of ``plan`` is derived from, besides the frozen catalog."""
+        env = snapshot.environ
+        model_url, provider_url = plan.model.base_url_env, plan.provider.base_url_env
+        return (
+            env.get(plan.key_env) if plan.key_env else None,
+            env.get(model_url) if model_url else None,
+            env.get(provider_url) if provider_url else None,
+            registered_provider(plan.provider.name),
+        )
+
+    def _get(self, snapshot: Snapshot, plan: ModelPlan, api_key: str | None) -> LLMProvider:
         key_value = snapshot.api_key(plan, api_key)
         base_url = snapshot.base_url(plan)
         cls = snapshot.provider_class(plan.provider)
@@ -336,22 +385,31 @@ class Instances:
         self._closers.add(task)
         task.add_done_callback(self._closers.discard)
 
+    def hold(self, instance: LLMProvider) -> None:
+        """Hold ``instance`` for one call: it is not closed under it (``release`` ends it)."""
+        ident = id(instance)
+        self._busy[ident] = self._busy.get(ident, 0) + 1
+
+    def release(self, instance: LLMProvider) -> None:
+        """End one ``hold``; a retired instance is closed when its last call ends."""
+        ident = id(instance)
+        left = self._busy[ident] - 1
+        if left:
+            self._busy[ident] = left
+        else:
+            del self._busy[ident]
+            retired = self._retired.pop(ident, None)
+            if retired is not None:
+                self._close_soon(retired)
+
     @asynccontextmanager
     async def use(self, instance: LLMProvider) -> AsyncIterator[LLMProvider]:
         """Hold ``instance`` for one call: it is not closed under it."""
-        ident = id(instance)
-        self._busy[ident] = self._busy.get(ident, 0) + 1
+        self.hold(instance)
         try:
             yield instance
         finally:
-            left = self._busy[ident] - 1
-            if left:
-                self._busy[ident] = left
-            else:
-                del self._busy[ident]
-                retired = self._retired.pop(ident, None)
-                if retired is not None:
-                    self._close_soon(retired)
+            self.release(instance)
 
     def retire_unless(self, keep: set[tuple[str, str]]) -> int:
         """Retire instances whose (provider name, provider_key) is not in ``keep``.
@@ -363,6 +421,7 @@ class Instances:
             for key in [k for k in table if (k[0], k[2]) not in keep]:
                 self._retire(table.pop(key))
                 retired += 1
+        self._generation += 1
         return retired
 
     def all(self) -> list[LLMProvider]:
@@ -372,6 +431,7 @@ class Instances:
         """Close every instance (keep closing the others when one fails)."""
         instances = self.all()
         self._shared, self._tenants, self._retired = {}, OrderedDict(), {}
+        self._generation += 1
         for instance in instances:
             await _close(instance)
         if self._closers:

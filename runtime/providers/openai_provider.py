@@ -154,9 +154,13 @@ def _int_or_none(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+#: What a JSON object may be: a dict (checked first: exact and fast), or any Mapping.
+_MAP = (dict, Mapping)
+
+
 def parse_usage(raw: Any) -> Usage:
     """Our Usage from an OpenAI ``usage`` object (missing or odd fields become None)."""
-    if not isinstance(raw, Mapping):
+    if not isinstance(raw, _MAP):
         return Usage()
     prompt_details = raw.get("prompt_tokens_details")
     completion_details = raw.get("completion_tokens_details")
@@ -165,10 +169,10 @@ def parse_usage(raw: Any) -> Usage:
         completion_tokens=_int_or_none(raw.get("completion_tokens")),
         total_tokens=_int_or_none(raw.get("total_tokens")),
         cached_tokens=_int_or_none(prompt_details.get("cached_tokens"))
-        if isinstance(prompt_details, Mapping)
+        if isinstance(prompt_details, _MAP)
         else None,
         reasoning_tokens=_int_or_none(completion_details.get("reasoning_tokens"))
-        if isinstance(completion_details, Mapping)
+        if isinstance(completion_details, _MAP)
         else None,
     )
 
@@ -307,11 +311,11 @@ def reply_events(
     """A ``chat.completion`` object as the events a stream of it would have yielded."""
     reader = _Reader(provider, request)
     choices = body.get("choices")
-    if not isinstance(choices, list) or not choices or not isinstance(choices[0], Mapping):
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], _MAP):
         raise reader.malformed("the chat completion reply has no choices")
     choice = choices[0]
     message = choice.get("message")
-    if not isinstance(message, Mapping):
+    if not isinstance(message, _MAP):
         raise reader.malformed("the chat completion reply has no choices[0].message")
     text = reader.text(message.get("content"), "choices[0].message")
     calls = message.get("tool_calls")
@@ -325,16 +329,18 @@ def reply_events(
         yield ReasoningDelta(thought)
     if text:
         yield TextDelta(text)
-    tracker = _ToolCalls(reader)
-    for index, raw in enumerate(calls or ()):
-        yield from tracker.feed(raw, f"choices[0].message.tool_calls[{index}]", index)
-    yield from tracker.close()
+    if calls:
+        tracker = _ToolCalls(reader)
+        for index, raw in enumerate(calls):
+            yield from tracker.feed(raw, f"choices[0].message.tool_calls[{index}]", index)
+        yield from tracker.close()
     reported = body.get("model")
+    reply_id = body.get("id")
     yield StreamEnd(
         provider.map_finish(choice.get("finish_reason")),
         parse_usage(body.get("usage")),
         reported if isinstance(reported, str) else None,
-        body.get("id") if isinstance(body.get("id"), str) else None,
+        reply_id if isinstance(reply_id, str) else None,
     )
 
 
@@ -421,6 +427,8 @@ class OpenAIStream(StreamDecoder):
 
 # --------------------------------------------------------------------------- provider
 
+_ROUTE = Route("/chat/completions")  # every call's (frozen, shared)
+
 
 class OpenAIProvider(WireProvider):
     """OpenAI Chat Completions over HTTP (also Groq, Together, vLLM, Ollama, LM Studio...).
@@ -455,13 +463,13 @@ class OpenAIProvider(WireProvider):
         return headers
 
     def route(self, request: ChatRequest, stream: bool) -> Route:
-        return Route("/chat/completions")
+        return _ROUTE
 
     def encode(self, request: ChatRequest, stream: bool) -> dict[str, Any]:
         return build_body(request, stream=stream, stream_usage=self.options.stream_usage)
 
     def body_error(self, body: Any) -> tuple[int, Any] | None:
-        if isinstance(body, Mapping) and body.get("error") and not body.get("choices"):
+        if isinstance(body, _MAP) and body.get("error") and not body.get("choices"):
             return error_status(body)
         return None
 

@@ -16,6 +16,7 @@ __all__ = [
     "get_provider_class",
     "import_provider_class",
     "register_provider",
+    "registered_provider",
     "registered_providers",
     "unregister_provider",
 ]
@@ -49,6 +50,11 @@ def unregister_provider(name: str) -> None:
     """Forget a provider registered in code (no error if it was not registered)."""
     with _lock:
         _registry.pop(name, None)
+
+
+def registered_provider(name: str) -> type[LLMProvider] | None:
+    """The class registered in code under ``name``, or None (no copy, no lock: per call)."""
+    return _registry.get(name)  # one dict read is atomic; writers hold _lock
 
 
 def registered_providers() -> dict[str, type[LLMProvider]]:

@@ -310,8 +310,10 @@ class WireProvider(ChatProvider):
         reply = await self.http().post_json(
             route.path,
             body,
-            headers={"accept": "application/json", **route.headers},
-            params=dict(route.query) or None,
+            headers={"accept": "application/json", **route.headers}
+            if route.headers
+            else {"accept": "application/json"},
+            params=dict(route.query) if route.query else None,
             model=request.model,
             connect_timeout=request.connect_timeout,
             read_timeout=request.read_timeout,
@@ -319,7 +321,7 @@ class WireProvider(ChatProvider):
         found = self.body_error(reply)
         if found is not None:
             raise self.error_in_body(*found, request, "the reply")
-        if not isinstance(reply, Mapping):
+        if not isinstance(reply, (dict, Mapping)):
             raise self.malformed(
                 f"the reply is a JSON {type(reply).__name__}, not an object", request
             )

@@ -35,6 +35,7 @@ __all__ = [
 ]
 
 _NOT_PRICED: Any = object()
+_NO_USAGE = Usage()
 
 
 class ToolArgumentsError(ValueError):
@@ -87,10 +88,17 @@ class ProviderResponse:
         id: str | None = None,
     ) -> None:
         parts = tuple(parts) if parts is not None else ((TextPart(text),) if text else ())
-        if finish_reason in ("stop", "unknown") and any(isinstance(p, ToolCall) for p in parts):
+        single = len(parts) == 1 and type(parts[0]) is TextPart  # the common reply
+        if text is None:
+            text = parts[0].text if single else _text_of(parts)  # type: ignore[union-attr]
+        if (
+            not single
+            and finish_reason in ("stop", "unknown")
+            and any(isinstance(p, ToolCall) for p in parts)
+        ):
             finish_reason = "tool_calls"  # some vendors say "stop" when the model called a tool
         setattr_ = object.__setattr__
-        setattr_(self, "text", text if text is not None else _text_of(parts))
+        setattr_(self, "text", text)
         setattr_(self, "finish_reason", finish_reason)
         setattr_(self, "usage", usage if usage is not None else Usage())
         setattr_(self, "model", model)
@@ -131,7 +139,17 @@ class ProviderResponse:
 class Accumulator:
     """Builds one ``ProviderResponse`` from stream events, in the order they came."""
 
-    __slots__ = ("_calls", "_done", "_end", "_parts", "_reasoning", "_text", "_usage", "origin")
+    __slots__ = (
+        "_calls",
+        "_done",
+        "_end",
+        "_parts",
+        "_reasoning",
+        "_text",
+        "_usage",
+        "_usage_seen",
+        "origin",
+    )
 
     def __init__(self, origin: str | None = None) -> None:
         self.origin = origin  # stamped on reasoning parts: the protocol that made them
@@ -140,7 +158,8 @@ class Accumulator:
         self._calls: dict[int, _OpenCall] = {}
         self._reasoning: dict[int, _OpenReasoning] = {}
         self._done: list[ToolCall] = []
-        self._usage = Usage()
+        self._usage = _NO_USAGE
+        self._usage_seen = False  # a UsageUpdate came (else the usage is the StreamEnd's)
         self._end: StreamEnd | None = None
 
     @property
@@ -158,6 +177,17 @@ class Accumulator:
 
     def add(self, event: StreamEvent) -> None:
         """Take one event (kinds it does not know are ignored)."""
+        kind = type(event)
+        if kind is TextDelta:  # the common events first, by exact type
+            if self._text is None:
+                run = _TextRun()
+                self._parts.append(run)
+                self._text = run.pieces
+            self._text.append(event.text)  # type: ignore[union-attr]
+            return
+        if kind is StreamEnd:
+            self._end = event  # type: ignore[assignment]
+            return
         if isinstance(event, TextDelta):
             if self._text is None:
                 run = _TextRun()
@@ -192,6 +222,7 @@ class Accumulator:
                 self._parts.append(done)
         elif isinstance(event, UsageUpdate):
             self._usage = self._usage.merged(event.usage)
+            self._usage_seen = True
         elif isinstance(event, StreamEnd):
             self._end = event
 
@@ -208,7 +239,11 @@ class Accumulator:
                 parts.append(part.final or part.build())
             else:
                 parts.append(part.build(self.origin))
-        usage = self._usage.merged(end.usage) if self._usage != Usage() else end.usage
+        usage = (
+            self._usage.merged(end.usage)
+            if self._usage_seen and self._usage != _NO_USAGE
+            else end.usage
+        )
         return ProviderResponse(
             None, end.finish_reason, usage, end.model, raw, parts=parts, id=end.id
         )

@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
 import pytest
 
-from runtime import resources, yamlpos
+from runtime import loader, resources, yamlpos
+from runtime.errors import ConfigError, MissingAPIKeyError, ProviderTimeoutError, ServerError
+from runtime.providers import registry
+from runtime.providers.registry import register_provider, unregister_provider
+from runtime.service import LLMRuntime
+from runtime.testing import Script, ScriptedProvider
+
+from .helpers import catalog
 
 
 @pytest.mark.parametrize(
@@ -42,3 +56,234 @@ def test_the_bundled_files_are_read_by_libyaml_alone(
     assert isinstance(data, dict)
     assert set(data) >= {name.removesuffix(".yaml")}
     assert positions
+
+
+# --------------------------------------------------------------------------- fast start
+
+
+def _run(code: str) -> Any:
+    out = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True, cwd="/"
+    )
+    return json.loads(out.stdout)
+
+
+def test_import_runtime_imports_the_package_alone_and_names_load_on_first_use() -> None:
+    loaded = _run(
+        "import json, sys, runtime\n"
+        "before = sorted(m for m in sys.modules if m.startswith('runtime'))\n"
+        "names = [runtime.LLMRuntime.__name__, runtime.ConfigError.__module__,\n"
+        "         runtime.errors.__name__, runtime.types.Message.__name__]\n"
+        "print(json.dumps([before, names, 'pydantic' in sys.modules]))\n"
+    )
+    assert loaded == [
+        ["runtime"],
+        ["LLMRuntime", "runtime.errors", "runtime.errors", "Message"],
+        True,  # runtime.LLMRuntime needs the config models
+    ]
+
+
+def test_every_public_name_resolves_and_an_unknown_one_is_an_attribute_error() -> None:
+    import runtime
+
+    for name in runtime.__all__:
+        assert getattr(runtime, name) is not None, name
+    assert set(runtime.__all__) <= set(dir(runtime))
+    with pytest.raises(AttributeError, match="has no attribute 'no_such_name'"):
+        _ = runtime.no_such_name
+
+
+def test_loading_the_bundled_catalog_imports_no_provider_module() -> None:
+    loaded = _run(
+        "import json, sys, runtime\n"
+        "rt = runtime.load_runtime()\n"
+        "assert rt.models\n"
+        "print(json.dumps(sorted(m for m in sys.modules\n"
+        "                        if m.startswith('runtime.providers.')\n"
+        "                        and m.rpartition('.')[2] not in ('base', 'registry', 'wire'))))\n"
+    )
+    assert loaded == []
+
+
+def test_the_bundled_options_are_valid_for_their_classes() -> None:
+    """What every load takes on trust (not importing each provider module to check it)."""
+    catalog = loader.load_catalog(
+        resources.bundled_path("providers.yaml"),
+        resources.bundled_path("models.yaml"),
+        strict=True,  # imports each used class and checks every entry's options
+        environ={},
+    )
+    with_options = [name for name, p in catalog.providers.items() if p.options]
+    assert with_options  # the check above had something to check
+    for name in with_options:
+        config = catalog.providers[name]
+        cls = registry.import_provider_class(config.class_path)
+        options = getattr(cls, "Options", None)
+        assert options is not None, name
+        options.model_validate(config.options)
+
+
+def test_a_users_entry_over_a_bundled_provider_still_has_its_options_checked(
+    tmp_path: Path,
+) -> None:
+    providers = tmp_path / "providers.yaml"
+    providers.write_text(
+        "extends: bundled\n"
+        "providers:\n"
+        "  mine:\n"
+        "    class: runtime.providers.openai_provider.OpenAIProvider\n"
+        "    options: {organisation: x}\n",
+        encoding="utf-8",
+    )
+    models = tmp_path / "models.yaml"
+    models.write_text(
+        "extends: bundled\nmodels:\n  m: {provider: local, options: {nope: 1}}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError) as caught:
+        loader.load_catalog(providers, models, environ={})
+    text = str(caught.value)
+    assert f"{providers}:5:" in text
+    assert "unknown option 'organisation' (did you mean 'organization'?)" in text
+    assert f"{models}:3:" in text
+    assert "unknown option 'nope'" in text
+
+
+# --------------------------------------------------------------------------- the hot path
+
+
+def test_the_shared_instance_follows_a_key_set_or_changed_after_loading() -> None:
+    environ: dict[str, str] = {}
+    rt = LLMRuntime(
+        catalog({"m": {"provider": "s"}}, providers={"s": {"api_key_env": "S_KEY"}}),
+        environ=environ,
+    )
+
+    async def main() -> list[Any]:
+        seen: list[Any] = []
+        with pytest.raises(MissingAPIKeyError):
+            await rt.generate(model="m", prompt="hi")
+        environ["S_KEY"] = "first"
+        await rt.generate(model="m", prompt="hi")
+        first = rt.provider_for("m")
+        seen.append(first.api_key)
+        await rt.generate(model="m", prompt="hi")
+        seen.append(rt.provider_for("m") is first)
+        environ["S_KEY"] = "second"
+        await rt.generate(model="m", prompt="hi")
+        seen.append(rt.provider_for("m").api_key)
+        del environ["S_KEY"]
+        with pytest.raises(MissingAPIKeyError):
+            await rt.generate(model="m", prompt="hi")
+        await rt.aclose()
+        return seen
+
+    assert asyncio.run(main()) == ["first", True, "second"]
+
+
+def test_a_class_registered_after_the_first_call_serves_the_next_one() -> None:
+    rt = LLMRuntime(catalog({"m": {"provider": "s"}}), environ={})
+
+    class Mine(ScriptedProvider):
+        pass
+
+    async def main() -> list[str]:
+        names = [type(rt.provider_for("m")).__name__]
+        await rt.generate(model="m", prompt="hi")
+        register_provider("s", Mine)
+        try:
+            await rt.generate(model="m", prompt="hi")
+            names.append(type(rt.provider_for("m")).__name__)
+        finally:
+            unregister_provider("s")
+        await rt.aclose()
+        return names
+
+    assert asyncio.run(main()) == ["ScriptedProvider", "Mine"]
+
+
+def test_requests_carry_the_plans_timeouts_and_capabilities() -> None:
+    rt = LLMRuntime(
+        catalog(
+            {
+                "m": {"provider": "s", "capabilities": {"tools": True}, "fallbacks": ["f"]},
+                "f": {"provider": "s", "timeouts": {"connect": 3, "read": 4}},
+            },
+            settings={"timeouts": {"connect": 1, "read": 2}, "retry": {"initial_backoff": 0}},
+        ),
+        environ={},
+    )
+
+    async def main() -> list[tuple[Any, ...]]:
+        provider = rt.provider_for("m")
+        assert isinstance(provider, ScriptedProvider)
+        provider.queue(ServerError("down", provider="s"), ServerError("down", provider="s"))
+        provider.queue(ServerError("down", provider="s"))
+        await rt.generate(model="m", prompt="hi")
+        await rt.aclose()
+        return [
+            (r.model, r.connect_timeout, r.read_timeout, dict(r.capabilities))
+            for r in provider.calls
+        ]
+
+    assert asyncio.run(main()) == [
+        ("m", 1.0, 2.0, {"tools": True}),
+        ("m", 1.0, 2.0, {"tools": True}),
+        ("m", 1.0, 2.0, {"tools": True}),
+        ("f", 3.0, 4.0, {}),
+    ]
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["generate", "stream"])
+def test_one_deadline_per_attempt_fires_as_the_total_limit(stream: bool) -> None:
+    rt = LLMRuntime(
+        catalog(
+            {"m": {"provider": "s"}},
+            settings={"timeouts": {"total": 0.05}, "retry": {"max_attempts": 1}},
+        ),
+        environ={},
+    )
+
+    async def call() -> None:
+        if stream:
+            async for _ in rt.stream(model="m", prompt="hi"):
+                pass
+        else:
+            await rt.generate(model="m", prompt="hi")
+
+    async def main() -> str:
+        provider = rt.provider_for("m")
+        assert isinstance(provider, ScriptedProvider)
+        provider.queue(Script(text="late", delay=5.0))
+        try:
+            with pytest.raises(ProviderTimeoutError) as caught:
+                await call()
+            assert asyncio.current_task().cancelling() == 0  # type: ignore[union-attr]
+            return caught.value.message
+        finally:
+            await rt.aclose()
+
+    message = asyncio.run(main())
+    assert "total time limit of 0.05s" in message
+    assert "(timeouts.total)" in message
+
+
+def test_a_cancellation_from_outside_is_not_taken_for_the_deadline() -> None:
+    rt = LLMRuntime(catalog({"m": {"provider": "s"}}), environ={})
+
+    async def main() -> bool:
+        provider = rt.provider_for("m")
+        assert isinstance(provider, ScriptedProvider)
+        provider.queue(Script(text="late", delay=5.0))
+        task = asyncio.ensure_future(rt.generate(model="m", prompt="hi"))
+        await asyncio.sleep(0.01)
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            return True
+        finally:
+            await rt.aclose()
+        return False
+
+    assert asyncio.run(main()) is True
