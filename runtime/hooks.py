@@ -15,10 +15,20 @@ import inspect
 import logging
 import threading
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal, TypeAlias
+from typing import TYPE_CHECKING, Any, Literal
 
 from .redact import redact
+
+if TYPE_CHECKING:
+    from .hook_events import (
+        ErrorEvent,
+        FallbackEvent,
+        HookEvent,
+        RequestEvent,
+        ResponseEvent,
+        RetryEvent,
+        StreamEndEvent,
+    )
 
 __all__ = [
     "HOOK_KINDS",
@@ -35,6 +45,29 @@ __all__ = [
 
 log = logging.getLogger("runtime")
 
+#: The event classes live in ``runtime.hook_events`` (made when a hook first needs one);
+#: ``from runtime.hooks import RequestEvent`` works as it always did.
+_EVENTS = frozenset(
+    {
+        "ErrorEvent",
+        "FallbackEvent",
+        "HookEvent",
+        "RequestEvent",
+        "ResponseEvent",
+        "RetryEvent",
+        "StreamEndEvent",
+    }
+)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EVENTS:
+        from . import hook_events
+
+        return getattr(hook_events, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 HookKind = Literal["request", "response", "stream_end", "error", "retry", "fallback"]
 HOOK_KINDS: tuple[HookKind, ...] = (
     "request",
@@ -46,76 +79,6 @@ HOOK_KINDS: tuple[HookKind, ...] = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class RequestEvent:
-    """An attempt is about to be sent."""
-
-    call_id: int
-    model: str  # the catalog model id
-    provider: str
-    provider_model: str
-    attempt: int  # 1-based, per model
-    stream: bool
-    params: Mapping[str, Any] = field(default_factory=dict)  # credentials removed
-    kind: HookKind = "request"
-
-
-@dataclass(frozen=True, slots=True)
-class ResponseEvent:
-    """A call returned its completion (``generate``)."""
-
-    call_id: int
-    completion: Any  # runtime.types.Completion
-    kind: HookKind = "response"
-
-
-@dataclass(frozen=True, slots=True)
-class StreamEndEvent:
-    """A streamed call ended normally; ``completion`` is the whole result."""
-
-    call_id: int
-    completion: Any
-    kind: HookKind = "stream_end"
-
-
-@dataclass(frozen=True, slots=True)
-class ErrorEvent:
-    """A call failed for good (after retries and fallbacks)."""
-
-    call_id: int
-    model: str
-    error: Exception
-    latency: float
-    stream: bool
-    kind: HookKind = "error"
-
-
-@dataclass(frozen=True, slots=True)
-class RetryEvent:
-    """An attempt failed and the same model is tried again after ``delay`` seconds."""
-
-    call_id: int
-    model: str
-    attempt: int
-    delay: float
-    error: Exception
-    kind: HookKind = "retry"
-
-
-@dataclass(frozen=True, slots=True)
-class FallbackEvent:
-    """``failed`` gave up; ``next`` (another model of the chain) is tried."""
-
-    call_id: int
-    failed: str
-    next: str
-    error: Exception
-    kind: HookKind = "fallback"
-
-
-HookEvent: TypeAlias = (
-    RequestEvent | ResponseEvent | StreamEndEvent | ErrorEvent | RetryEvent | FallbackEvent
-)
 Hook = Callable[[Any], Awaitable[None] | None]
 
 

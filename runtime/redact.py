@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
+from functools import cache
 from typing import Any
 
 __all__ = [
@@ -33,24 +34,28 @@ SECRET_HEADERS = frozenset(
 )
 #: Field names that hold a credential: api_key, apiKey, access_token, client_secret,
 #: password, ... but not max_tokens or prompt_cache_key.
-_SECRET_NAME = re.compile(
+_SECRET_NAME = (
     r"^(?:key|token|secret|password|passwd|credentials?|bearer)$"
     r"|(?:^|[_\-.])(?:api[_\-]?key|apikey|(?:secret|access|private)[_\-]?key"
     r"|(?:auth|access|refresh|bearer|session|id)?[_\-]?token|secret|password|passwd"
-    r"|credentials?)$",
-    re.IGNORECASE,
+    r"|credentials?)$"
 )
-_CAMEL_SECRET = re.compile(r"(?:[a-z](?:Key|Token|Secret|Password))$")
+_CAMEL_SECRET = r"(?:[a-z](?:Key|Token|Secret|Password))$"
+
+
+@cache
+def _name_patterns() -> tuple[re.Pattern[str], re.Pattern[str]]:
+    # Compiled on first use, not at import: most processes never redact anything.
+    return re.compile(_SECRET_NAME, re.IGNORECASE), re.compile(_CAMEL_SECRET)
 
 
 def is_secret_name(name: str) -> bool:
     """Whether a header or field called ``name`` holds a credential."""
     lowered = name.lower()
-    return (
-        lowered in SECRET_HEADERS
-        or bool(_SECRET_NAME.search(lowered))
-        or bool(_CAMEL_SECRET.search(name))
-    )
+    if lowered in SECRET_HEADERS:
+        return True
+    secret, camel = _name_patterns()
+    return bool(secret.search(lowered)) or bool(camel.search(name))
 
 
 def redact(value: Any, secret_headers: Iterable[str] = (), secrets: Iterable[str] = ()) -> Any:
@@ -101,10 +106,6 @@ def scrub(text: str, secrets: Iterable[str | None]) -> str:
     return _scrub(text, _searchable(secrets))
 
 
-_TEXT_START = re.compile(r"\S")
-_BYTES_START = re.compile(rb"\S")
-
-
 def snippet(text: str | bytes | bytearray, secrets: Iterable[str | None], limit: int = 300) -> str:
     """``text`` fit to quote in an error: secrets scrubbed first, then cut to ``limit`` chars.
 
@@ -117,12 +118,12 @@ def snippet(text: str | bytes | bytearray, secrets: Iterable[str | None], limit:
     keys = [s for s in secrets if s]
     window = limit + max((len(s) for s in keys), default=0) + 1
     if isinstance(text, str):
-        found = _TEXT_START.search(text)
+        found = re.search(r"\S", text)
         start = found.start() if found else len(text)
         head = text[start : start + window]
         cut = start + window < len(text)
     else:
-        found_b = _BYTES_START.search(text)
+        found_b = re.search(rb"\S", text)
         start = found_b.start() if found_b else len(text)
         # UTF-8 takes at most 4 bytes a character: this many bytes hold ``window`` characters.
         raw = bytes(text[start : start + 4 * window])

@@ -16,13 +16,13 @@ from .engine.observe import Observer
 from .engine.resolve import Instances, ModelPlan, Snapshot, Timing, construct, provider_key
 from .errors import LLMRuntimeError, RuntimeClosedError
 from .hooks import Hook, HookKind, Hooks
-from .ledger import UsageLedger
 from .providers.base import LLMProvider
 from .redact import redact
 from .request import build_request
 from .types import ChatRequest, Completion, Message, StreamEvent, TextDelta
 
 if TYPE_CHECKING:
+    from .ledger import UsageLedger
     from .sync import SyncRuntime
 
 __all__ = ["CompletionStream", "EventStream", "LLMRuntime"]

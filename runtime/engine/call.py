@@ -16,7 +16,7 @@ from collections.abc import AsyncGenerator, Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..config import ModelConfig, TemplateConfig
 from ..errors import (
@@ -41,11 +41,11 @@ from ..types import (
 )
 from ..types import ToolArgumentsError as _RawToolArgumentsError
 from .deadlines import guarded, timed_events
-from .limits import hold_slots
 from .observe import CallTrace, Observer
-from .output import parse_output
 from .resolve import Instances, ModelPlan, Snapshot
-from .retry import GiveUp, Next, decide_fallback, decide_retry
+
+if TYPE_CHECKING:
+    from .retry import Next
 
 __all__ = ["RUNTIME_OWNED", "Call", "CallArgs"]
 
@@ -229,6 +229,8 @@ class Call:
             candidates = self.snapshot.candidates(primary) if primary.fallbacks else (primary,)
             for model in candidates:
                 if self._failures:
+                    from .retry import Next  # (a failure's business: imported on one)
+
                     decision = self._falls_back_to(model, trace)
                     if decision is Next.STOP:
                         break
@@ -256,6 +258,8 @@ class Call:
         raise error
 
     def _falls_back_to(self, model: ModelConfig, trace: CallTrace) -> Next:
+        from .retry import Next, decide_fallback  # a failure's business: imported on one
+
         failed, error = self._failures[-1]
         decision = decide_fallback(error, failed, model, delivered=self.delivered)
         if decision is Next.TRY:
@@ -314,6 +318,8 @@ class Call:
                     else:
                         self._response = await self._chat(plan, provider, request, total)
             except ProviderError as error:
+                from .retry import GiveUp, decide_retry  # a failure's business
+
                 _tag(error, plan, attempt)
                 verdict = decide_retry(
                     plan.retry,
@@ -423,7 +429,11 @@ class Call:
 
 def _slots(plan: ModelPlan) -> AbstractAsyncContextManager[None]:
     """The model's limiter slots, or nothing at all when it has no limits."""
-    return hold_slots(plan.limiters) if plan.limiters else nullcontext()
+    if not plan.limiters:
+        return nullcontext()
+    from .limits import hold_slots  # only models with limits need it
+
+    return hold_slots(plan.limiters)
 
 
 def _wanted(request: ChatRequest) -> list[tuple[str, str]]:
@@ -480,6 +490,8 @@ def _completion(
 ) -> Completion:
     parsed = None
     if request.response_format is not None:
+        from .output import parse_output  # only calls with a response_format need it
+
         parsed = parse_output(response.text, request.response_format, plan.model.id)
     return Completion(
         text=response.text,

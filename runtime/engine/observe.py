@@ -11,22 +11,14 @@ from __future__ import annotations
 import itertools
 import logging
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..hooks import (
-    ErrorEvent,
-    FallbackEvent,
-    HookKind,
-    Hooks,
-    RequestEvent,
-    ResponseEvent,
-    RetryEvent,
-    StreamEndEvent,
-    safe_params,
-)
-from ..ledger import UsageLedger
-from ..pricing import PriceBook, cost_of
+from ..hooks import HookKind, Hooks, safe_params
 from ..types import ChatRequest, Completion
+
+if TYPE_CHECKING:  # made on first use: a runtime that makes no call never imports them
+    from ..ledger import UsageLedger
+    from ..pricing import PriceBook
 
 __all__ = ["CallTrace", "Observer", "Pricer"]
 
@@ -39,9 +31,27 @@ class Observer:
 
     def __init__(self) -> None:
         self.hooks = Hooks()
-        self.ledger = UsageLedger()
-        self.prices = PriceBook()
+        self._ledger: UsageLedger | None = None
+        self._prices: PriceBook | None = None
         self.tracer: Any = None  # runtime.tracing.Tracer, when OpenTelemetry is set up
+
+    @property
+    def ledger(self) -> UsageLedger:
+        """The usage totals (made on first use)."""
+        if self._ledger is None:
+            from ..ledger import UsageLedger
+
+            self._ledger = UsageLedger()
+        return self._ledger
+
+    @property
+    def prices(self) -> PriceBook:
+        """The rate cards (made on first use)."""
+        if self._prices is None:
+            from ..pricing import PriceBook
+
+            self._prices = PriceBook()
+        return self._prices
 
     def start(self, model: str, provider: str, *, stream: bool) -> CallTrace:
         return CallTrace(self, next(_ids), model, provider, stream)
@@ -62,6 +72,8 @@ class Pricer:
         self.usage = usage
 
     def __call__(self) -> Any:
+        from ..pricing import cost_of
+
         card = self.book.card(self.pricing, self.model_ref, self.base_url, block=True)
         return cost_of(card, self.usage)
 
@@ -94,6 +106,8 @@ class CallTrace:
         if self.span is not None:
             self.span.request(model, provider, request)
         if hooks.wants("request"):
+            from ..hook_events import RequestEvent
+
             hooks.emit(
                 RequestEvent(
                     self.call_id,
@@ -117,12 +131,16 @@ class CallTrace:
         if self.span is not None:
             self.span.event("retry", model=model, attempt=attempt, delay=delay, error=error)
         if self.observer.hooks.wants("retry"):
+            from ..hook_events import RetryEvent
+
             self.observer.hooks.emit(RetryEvent(self.call_id, model, attempt, delay, error))
 
     def fallback(self, failed: str, nxt: str, error: Exception) -> None:
         if self.span is not None:
             self.span.event("fallback", model=failed, next=nxt, error=error)
         if self.observer.hooks.wants("fallback"):
+            from ..hook_events import FallbackEvent
+
             self.observer.hooks.emit(FallbackEvent(self.call_id, failed, nxt, error))
 
     def pricer(self, pricing: Any, model_ref: str, base_url: str | None, usage: Any) -> Pricer:
@@ -149,6 +167,8 @@ class CallTrace:
         hooks = self.observer.hooks
         kind: HookKind = "stream_end" if self.stream else "response"
         if hooks.wants(kind):
+            from ..hook_events import ResponseEvent, StreamEndEvent
+
             event = StreamEndEvent if self.stream else ResponseEvent
             hooks.emit(event(self.call_id, completion))
         if log.isEnabledFor(logging.INFO):
@@ -174,6 +194,8 @@ class CallTrace:
             self.span.fail(error)
         hooks = self.observer.hooks
         if hooks.wants("error"):
+            from ..hook_events import ErrorEvent
+
             hooks.emit(ErrorEvent(self.call_id, self.model, error, latency, self.stream))
         log.info(
             "call %s model=%r failed: %s after %.3fs",

@@ -21,7 +21,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel
 
@@ -50,7 +50,9 @@ from ..providers.registry import (
 )
 from ..redact import scrub
 from ..suggest import did_you_mean
-from .limits import Limiter
+
+if TYPE_CHECKING:
+    from .limits import Limiter
 
 __all__ = ["Instances", "ModelPlan", "Snapshot", "Timing", "merge_layers"]
 
@@ -59,7 +61,7 @@ log = logging.getLogger("runtime")
 M = TypeVar("M", bound=BaseModel)
 
 #: What an API key may hold to travel in an HTTP header: visible ASCII, no spaces.
-_HEADER_SAFE = re.compile(r"[\x21-\x7e]+")
+_HEADER_SAFE = r"[\x21-\x7e]+"
 
 #: Provider instances kept for keys passed per call (``api_key=``), least recently used out.
 TENANT_INSTANCES = 64
@@ -209,6 +211,8 @@ class Snapshot:
                 continue
             limiter = self._limiters.get(key)
             if limiter is None:
+                from .limits import Limiter  # only models with limits need it
+
                 limiter = self._limiters[key] = Limiter(
                     limits, clock=self.timing.clock, sleep=self.timing.sleep
                 )
@@ -272,7 +276,7 @@ def provider_key(config: ProviderConfig) -> str:
 
 
 def check_key(value: str, what: str, provider: str) -> str:
-    if not isinstance(value, str) or not _HEADER_SAFE.fullmatch(value):
+    if not isinstance(value, str) or not re.fullmatch(_HEADER_SAFE, value):
         # Never echo the value: it is the key, or most of it.
         raise ConfigError(
             f"{what} holds spaces, control or non-ASCII characters that no HTTP header can "

@@ -43,7 +43,6 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import Field
 
 from ..errors import ContentFilteredError, MalformedResponseError
-from ..status import ErrorInfo, default_error_parser
 from ..types import (
     ChatRequest,
     FinishReason,
@@ -63,6 +62,7 @@ from .wire import Route, StreamDecoder, WireOptions, WireProvider
 
 if TYPE_CHECKING:
     from ..sse import SSEEvent
+    from ..status import ErrorInfo
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -118,6 +118,9 @@ def openai_error_parser(body: Any) -> ErrorInfo | None:
     The ``param`` is appended to the message when the message does not already name it,
     since it is often the one word that says what to fix.
     """
+    # Imported here: the status mapping is needed when a call fails, not to build a provider.
+    from ..status import ErrorInfo, default_error_parser
+
     if isinstance(body, Mapping) and isinstance(body.get("error"), Mapping):
         err = body["error"]
         message = err.get("message")
