@@ -62,7 +62,8 @@ def build_body(request: ChatRequest, *, stream: bool, stream_usage: bool) -> dic
     ``params`` are merged last (they may set anything but model, messages and stream, and
     what the call's tools, response_format and reasoning set).
     """
-    clash = [key for key in _PROTECTED_PARAMS if key in request.params]
+    params = request.params
+    clash = [key for key in _PROTECTED_PARAMS if key in params] if params else None
     if clash:
         raise InvalidRequestError(
             f"parameter {clash[0]!r} cannot be passed as an extra parameter: the runtime sets "
@@ -81,9 +82,12 @@ def build_body(request: ChatRequest, *, stream: bool, stream_usage: bool) -> dic
         body["stream"] = True
         if stream_usage:
             body["stream_options"] = {"include_usage": True}
-    portable = _portable(request)
-    body.update({k: v for k, v in request.params.items() if k not in portable})
-    body.update(portable)
+    if request.tools or request.response_format is not None or request.reasoning is not None:
+        portable = _portable(request)
+        body.update({k: v for k, v in params.items() if k not in portable})
+        body.update(portable)
+    elif params:
+        body.update(params)
     return body
 
 
@@ -174,6 +178,10 @@ def encode_messages(messages: Iterable[Message]) -> list[dict[str, Any]]:
     """Messages in Chat Completions' shape (see the module docstring for the rules)."""
     out: list[dict[str, Any]] = []
     for index, message in enumerate(messages):
+        role = message.role
+        if role in ("system", "user") and message.is_text:  # the common message
+            out.append({"role": role, "content": message.content})
+            continue
         where = f"messages[{index}]"
         if message.role == "tool":
             out.extend(_tool_result(part, where) for part in message.parts)

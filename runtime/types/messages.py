@@ -52,6 +52,9 @@ class Message:
     @property
     def content(self) -> str:
         """The text of the message (text parts joined; a tool message: its results)."""
+        parts = self.parts
+        if len(parts) == 1 and type(parts[0]) is TextPart:  # the common message
+            return parts[0].text
         texts = [p.text for p in self.parts if isinstance(p, TextPart)]
         texts += [p.content for p in self.parts if isinstance(p, ToolResult)]
         return "".join(texts)
@@ -67,7 +70,10 @@ class Message:
     @property
     def is_text(self) -> bool:
         """Whether every part is text (a text-only provider can take it as it is)."""
-        return all(isinstance(p, TextPart) for p in self.parts)
+        parts = self.parts
+        if len(parts) == 1:  # the common message: no generator for one part
+            return isinstance(parts[0], TextPart)
+        return all(isinstance(p, TextPart) for p in parts)
 
     def to_dict(self) -> dict[str, Any]:
         """``{"role", "content"}``; content is a string for text-only messages, else parts."""
