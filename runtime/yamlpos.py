@@ -39,7 +39,7 @@ import re
 from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
 import yaml
 from yaml.events import ScalarEvent, StreamEndEvent
@@ -389,6 +389,19 @@ def parse_yaml(raw: bytes, limits: Limits | None = None) -> tuple[Any, PositionM
     return outcome
 
 
+def _read_at_most(handle: BinaryIO, limit: int) -> bytes:
+    """Up to ``limit`` bytes, read in pieces: ``read(limit)`` would allocate all of it first."""
+    chunks: list[bytes] = []
+    left = limit
+    while left > 0:
+        chunk = handle.read(min(left, 1024 * 1024))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
 def load_yaml_file(
     path: str | os.PathLike[str], limits: Limits | None = None
 ) -> tuple[Any, PositionMap]:
@@ -396,7 +409,7 @@ def load_yaml_file(
     limits = limits or Limits()
     try:
         with open(path, "rb") as handle:
-            raw = handle.read(limits.max_bytes + 1)
+            raw = _read_at_most(handle, limits.max_bytes + 1)
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
         raise YAMLReadError([YAMLProblem(1, 1, (), f"cannot read the file: {reason}")]) from None
