@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -34,7 +34,43 @@ class ModelTotals:
     priced_calls: int = 0
 
 
-_NONE_YET = ModelTotals()
+class _Running:
+    """One model's totals as they grow (made into a ``ModelTotals`` by ``totals()``)."""
+
+    __slots__ = (
+        "cache_write_tokens",
+        "cached_tokens",
+        "calls",
+        "completion_tokens",
+        "cost",
+        "errors",
+        "priced_calls",
+        "prompt_tokens",
+        "reasoning_tokens",
+    )
+
+    def __init__(self) -> None:
+        self.calls = self.errors = self.priced_calls = 0
+        self.prompt_tokens = self.completion_tokens = self.cached_tokens = 0
+        self.cache_write_tokens = self.reasoning_tokens = 0
+        self.cost: Decimal | None = None
+
+    def priced(self, amount: Decimal) -> None:
+        self.cost = (self.cost or Decimal(0)) + amount
+        self.priced_calls += 1
+
+    def frozen(self) -> ModelTotals:
+        return ModelTotals(
+            self.calls,
+            self.errors,
+            self.prompt_tokens,
+            self.completion_tokens,
+            self.cached_tokens,
+            self.cache_write_tokens,
+            self.reasoning_tokens,
+            self.cost,
+            self.priced_calls,
+        )
 
 
 class UsageLedger:
@@ -42,9 +78,17 @@ class UsageLedger:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._totals: dict[str, ModelTotals] = {}
+        # Updated in place under the lock (a frozen ModelTotals per call cost more than the
+        # rest of the bookkeeping); totals() hands out frozen snapshots.
+        self._totals: dict[str, _Running] = {}
         #: Calls whose price waits for genai-prices to load: priced by totals().
         self._pending: list[tuple[str, Callable[[], Any]]] = []
+
+    def _running(self, model: str) -> _Running:
+        running = self._totals.get(model)
+        if running is None:
+            running = self._totals[model] = _Running()
+        return running
 
     def record(self, completion: Any, card: Any = None) -> None:
         """Add one successful call's usage, and its cost when its rate card is known.
@@ -58,27 +102,22 @@ class UsageLedger:
             with self._lock:
                 self._pending.append((completion.model, lambda: completion.cost))
         else:
-            cost = cost_of(card, usage)
+            cost = cost_of(card, usage) if card is not None else None
         with self._lock:
-            t = self._totals.get(completion.model) or _NONE_YET
-            # Built whole (not dataclasses.replace, which costs several times as much).
-            self._totals[completion.model] = ModelTotals(
-                t.calls + 1,
-                t.errors,
-                t.prompt_tokens + (usage.prompt_tokens or 0),
-                t.completion_tokens + (usage.completion_tokens or 0),
-                t.cached_tokens + (usage.cached_tokens or 0),
-                t.cache_write_tokens + (usage.cache_write_tokens or 0),
-                t.reasoning_tokens + (usage.reasoning_tokens or 0),
-                (t.cost or Decimal(0)) + cost.amount if cost is not None else t.cost,
-                t.priced_calls + (cost is not None),
-            )
+            t = self._running(completion.model)
+            t.calls += 1
+            t.prompt_tokens += usage.prompt_tokens or 0
+            t.completion_tokens += usage.completion_tokens or 0
+            t.cached_tokens += usage.cached_tokens or 0
+            t.cache_write_tokens += usage.cache_write_tokens or 0
+            t.reasoning_tokens += usage.reasoning_tokens or 0
+            if cost is not None:
+                t.priced(cost.amount)
 
     def record_error(self, model: str) -> None:
         """Count one call of ``model`` that failed for good."""
         with self._lock:
-            t = self._totals.get(model) or ModelTotals()
-            self._totals[model] = replace(t, errors=t.errors + 1)
+            self._running(model).errors += 1
 
     def totals(self) -> dict[str, ModelTotals]:
         """A snapshot: model id -> totals (waits for the price table if calls await it)."""
@@ -89,12 +128,9 @@ class UsageLedger:
             if cost is None:
                 continue
             with self._lock:
-                t = self._totals.get(model) or ModelTotals()
-                self._totals[model] = replace(
-                    t, cost=(t.cost or Decimal(0)) + cost.amount, priced_calls=t.priced_calls + 1
-                )
+                self._running(model).priced(cost.amount)
         with self._lock:
-            return dict(self._totals)
+            return {model: running.frozen() for model, running in self._totals.items()}
 
     def reset(self) -> None:
         with self._lock:

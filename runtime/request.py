@@ -243,6 +243,15 @@ def _merged(
     cfg: ModelConfig, temperature: float | None, max_tokens: int | None, kwargs: Mapping[str, Any]
 ) -> tuple[dict[str, Any], tuple[PolicyNote, ...]]:
     """call arguments > extra_params > defaults, then the model's parameter policy."""
+    if (
+        not kwargs
+        and temperature is None
+        and max_tokens is None
+        and not cfg.extra_params
+        and not cfg.unsupported_params
+        and not cfg.fixed_params
+    ):  # the common call: the model's defaults, nothing for the policy to do
+        return {"temperature": cfg.default_temperature, "max_tokens": cfg.default_max_tokens}, ()
     explicit = dict(kwargs)  # what the caller asked for, to judge the policy
     if temperature is not None:
         explicit["temperature"] = temperature

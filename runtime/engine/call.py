@@ -427,10 +427,13 @@ class Call:
             raise _arguments_error(exc, plan) from None
 
 
+_NO_SLOTS: AbstractAsyncContextManager[None] = nullcontext()  # stateless: one for all calls
+
+
 def _slots(plan: ModelPlan) -> AbstractAsyncContextManager[None]:
     """The model's limiter slots, or nothing at all when it has no limits."""
     if not plan.limiters:
-        return nullcontext()
+        return _NO_SLOTS
     from .limits import hold_slots  # only models with limits need it
 
     return hold_slots(plan.limiters)

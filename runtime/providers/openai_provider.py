@@ -36,7 +36,7 @@ reasoning.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -310,7 +310,7 @@ class _ToolCalls:
 
 def reply_events(
     provider: WireProvider, body: Mapping[str, Any], request: ChatRequest
-) -> Iterator[StreamEvent]:
+) -> list[StreamEvent]:
     """A ``chat.completion`` object as the events a stream of it would have yielded."""
     reader = _Reader(provider, request)
     choices = body.get("choices")
@@ -327,24 +327,28 @@ def reply_events(
     refusal = message.get("refusal")
     if isinstance(refusal, str) and refusal and not text:
         raise reader.refused(refusal)
+    events: list[StreamEvent] = []  # a list, not a generator: a reply is whole already
     thought = _reasoning(message)
     if thought:
-        yield ReasoningDelta(thought)
+        events.append(ReasoningDelta(thought))
     if text:
-        yield TextDelta(text)
+        events.append(TextDelta(text))
     if calls:
         tracker = _ToolCalls(reader)
         for index, raw in enumerate(calls):
-            yield from tracker.feed(raw, f"choices[0].message.tool_calls[{index}]", index)
-        yield from tracker.close()
+            events.extend(tracker.feed(raw, f"choices[0].message.tool_calls[{index}]", index))
+        events.extend(tracker.close())
     reported = body.get("model")
     reply_id = body.get("id")
-    yield StreamEnd(
-        provider.map_finish(choice.get("finish_reason")),
-        parse_usage(body.get("usage")),
-        reported if isinstance(reported, str) else None,
-        reply_id if isinstance(reply_id, str) else None,
+    events.append(
+        StreamEnd(
+            provider.map_finish(choice.get("finish_reason")),
+            parse_usage(body.get("usage")),
+            reported if isinstance(reported, str) else None,
+            reply_id if isinstance(reply_id, str) else None,
+        )
     )
+    return events
 
 
 class OpenAIStream(StreamDecoder):
