@@ -9,6 +9,9 @@ run, and each layer's time per call is printed with what it adds over the layer 
 * ``provider``: ``OpenAIProvider.chat`` over the seam;
 * ``runtime``: ``LLMRuntime.generate`` (lookup, request, policies, retries, limits,
   deadlines, observing) over the provider;
+* ``provider stream`` / ``runtime stream``: a stream of ``DELTAS`` text deltas through
+  ``OpenAIProvider.stream_chat`` and through ``LLMRuntime.stream`` (what the runtime adds
+  per delta: its deadlines, the accumulator, the call loop);
 * ``runtime, seam stubbed``: ``LLMRuntime.generate`` with ``post_json`` replaced by a
   coroutine returning the reply parsed already: the runtime and the provider alone, no HTTP
   or JSON code.
@@ -49,9 +52,26 @@ REPLY_OBJECT = {
     "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4},
 }
 REPLY = json.dumps(REPLY_OBJECT).encode()
+DELTAS = 100  # per streamed call
+_CHUNK = {"id": "c", "object": "chat.completion.chunk", "model": "bench"}
+STREAM = (
+    b"".join(
+        b"data: "
+        + json.dumps({**_CHUNK, "choices": [{"index": 0, "delta": {"content": "x"}}]}).encode()
+        + b"\n\n"
+        for _ in range(DELTAS)
+    )
+    + b"data: "
+    + json.dumps(
+        {**_CHUNK, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+    ).encode()
+    + b"\n\ndata: [DONE]\n\n"
+)
 
 
 def _answer(request: httpx2.Request) -> httpx2.Response:
+    if json.loads(request.content).get("stream"):
+        return httpx2.Response(200, headers={"content-type": "text/event-stream"}, content=STREAM)
     return httpx2.Response(200, headers={"content-type": "application/json"}, content=REPLY)
 
 
@@ -128,12 +148,20 @@ def build_cases() -> dict[str, Callable[[], Awaitable[object]]]:
     async def service_stubbed() -> object:
         return await stubbed.generate(model="m", prompt="hi")
 
+    async def provider_stream() -> object:
+        return [e async for e in provider.stream_chat(request)]
+
+    async def service_stream() -> object:
+        return [d async for d in rt.stream(model="m", prompt="hi")]
+
     return {
         "raw httpx2": bare,
         "seam": seam_call,
         "provider": wire,
         "runtime": service,
         "runtime, seam stubbed": service_stubbed,
+        f"provider stream ({DELTAS} deltas)": provider_stream,
+        f"runtime stream ({DELTAS} deltas)": service_stream,
     }
 
 
@@ -158,15 +186,18 @@ async def main(calls: int, rounds: int, only: str | None) -> None:
             best[name] = min(best.get(name, seconds), seconds)
     below = {"seam": "raw httpx2", "provider": "seam", "runtime": "provider"}
     print(f"{calls} sequential calls per round, best of {rounds} interleaved rounds")
-    print(f"{'layer':24} {'us/call':>8} {'adds (us)':>10}")
+    print(f"{'layer':30} {'us/call':>8} {'adds (us)':>10}")
     for name, seconds in best.items():
         under = below.get(name)
         adds = f"{(seconds - best[under]) * 1e6:10.1f}" if under else f"{'':10}"
-        print(f"{name:24} {seconds * 1e6:8.1f} {adds}")
+        print(f"{name:30} {seconds * 1e6:8.1f} {adds}")
     own = best["runtime"] - best["raw httpx2"]
     print(f"\nruntime over raw httpx2 (service + provider + seam): {own * 1e6:.1f} us/call")
     stubbed = best["runtime, seam stubbed"]
     print(f"runtime with the seam stubbed (service + provider): {stubbed * 1e6:.1f} us/call")
+    streamed = best[f"runtime stream ({DELTAS} deltas)"]
+    streamed -= best[f"provider stream ({DELTAS} deltas)"]
+    print(f"runtime over the provider, streaming: {streamed / DELTAS * 1e6:.2f} us/delta")
 
 
 if __name__ == "__main__":
