@@ -45,6 +45,7 @@ from ..providers.base import LLMProvider
 from ..providers.registry import ProviderImportError, import_provider_class, registered_providers
 from ..redact import scrub
 from ..suggest import did_you_mean
+from .deadlines import scrub_error
 from .limits import Limiter
 
 __all__ = ["Instances", "ModelPlan", "Snapshot", "Timing", "merge_layers"]
@@ -280,7 +281,8 @@ def construct(
     """``cls(api_key, base_url, **options)``, then its HTTP limits; failures -> ConfigError."""
     try:
         instance = cls(api_key=api_key, base_url=base_url, **config.options)
-    except LLMRuntimeError:
+    except LLMRuntimeError as exc:
+        scrub_error(exc, (api_key,))
         raise
     except Exception as exc:
         text = scrub(str(exc), (api_key,))
