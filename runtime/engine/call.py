@@ -99,7 +99,7 @@ class CallArgs:
         api_key = params.pop("api_key", None)
         if api_key is not None and not isinstance(api_key, str):
             raise InvalidRequestError("api_key must be a string")
-        if messages is not None and not isinstance(messages, list | tuple):
+        if isinstance(messages, Iterable) and not isinstance(messages, list | tuple):
             messages = list(messages)  # read once: every attempt and fallback reads it again
         return cls(
             prompt,
