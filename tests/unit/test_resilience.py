@@ -343,7 +343,6 @@ async def test_max_concurrency_is_enforced_and_slots_are_released() -> None:
         catalog({"m": {"provider": "s"}}, {"s": {"limits": {"max_concurrency": 2}}}),
         clock=FakeClock(),
     )
-    rt._sleep = asyncio.sleep  # real sleeps for the scripted delays
     provider = _scripted(rt, "m")
     running = 0
     peak = 0
