@@ -127,7 +127,20 @@ class LLMProvider(ABC):
 
     def __repr__(self) -> str:
         key = "set" if self.api_key else "unset"
-        return f"<{type(self).__name__} base_url={self.base_url!r} api_key={key}>"
+        return f"<{type(self).__name__} base_url={_shown_url(self.base_url)!r} api_key={key}>"
+
+
+def _shown_url(url: str | None) -> str | None:
+    """``url`` with any ``user:password@`` replaced by ``***@``."""
+    if not isinstance(url, str) or "@" not in url:
+        return url
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    authority, slash, path = rest.partition("/")
+    if "@" not in authority:
+        return url
+    return f"{scheme}://***@{authority.rpartition('@')[2]}{slash}{path}"
 
 
 def _completion_args(request: ChatRequest) -> tuple[int | None, dict[str, Any]]:

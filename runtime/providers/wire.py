@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -142,6 +142,12 @@ class WireProvider(ChatProvider):
                 f"{owner} needs {self.base_url_hint} as base_url: set base_url for this "
                 "provider in providers.yaml, or the environment variable its base_url_env names"
             )
+        if _has_credentials(base):
+            # Built in code, past the loader's check: never Basic auth in place of the key,
+            # never the password in a repr or a log line.
+            from ..config import base_url_problem
+
+            raise ConfigError(f"{owner}: base_url {base_url_problem(base)}")
         self._base = base.rstrip("/")
         self._headers = {
             "content-type": "application/json",
@@ -360,3 +366,11 @@ class WireProvider(ChatProvider):
             )
         for item in decoder.finish():
             yield item
+
+
+def _has_credentials(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False  # not a URL at all: the first request says so
+    return parts.username is not None or parts.password is not None
