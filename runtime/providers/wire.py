@@ -157,6 +157,7 @@ class WireProvider(ChatProvider):
         self._client = None
         self._closed = False
         self._http_config: HTTPConfig | None = None
+        self._transport: Any = None
 
     # ------------------------------------------------------------------ protocol hooks
 
@@ -247,6 +248,17 @@ class WireProvider(ChatProvider):
         if self._client is not None:
             self._client.configure(config)
 
+    def use_transport(self, transport: Any) -> None:
+        """Send this provider's requests through ``transport`` (an ``httpx2.AsyncBaseTransport``,
+        e.g. ``httpx2.MockTransport(handler)``) instead of the network, so a protocol's
+        encoding and parsing can be tested with no sockets. The seam's bounds, redirect and
+        cookie rules still apply above it. Call it before the first request."""
+        if self._client is not None:
+            raise ConfigError(
+                f"{type(self).__name__}.use_transport() must come before the first request"
+            )
+        self._transport = transport
+
     def http(self) -> HTTPClient:
         """The pooled client, created on first use; RuntimeClosedError after aclose()."""
         if self._closed:
@@ -263,6 +275,7 @@ class WireProvider(ChatProvider):
                 max_connections=self.options.max_connections,
                 secrets=self.secrets,
                 http=self._http_config,
+                **({"transport": self._transport} if self._transport is not None else {}),
             )
         # The runtime names the provider after construction; errors should carry the name.
         client.provider = self.provider_name or None
