@@ -235,6 +235,13 @@ def _error(
         "vendor_code": code or kind,
     }
     markers = " ".join(x for x in (code, kind) if x).lower()
+    return _typed(status, markers, message, retry_after, common)
+
+
+def _typed(
+    status: int, markers: str, message: str, retry_after: float | None, common: dict[str, Any]
+) -> ProviderError:
+    """The error kind of an HTTP status and the vendor's code/type words (``markers``)."""
     if status == 429 or "rate_limit" in markers or "resource_exhausted" in markers:
         # Waiting does not refill an exhausted quota: not retried (fallbacks still try).
         quota = "insufficient_quota" in markers
