@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from .config import Catalog, ModelConfig, ProviderConfig
 from .engine.call import Call, CallArgs
 from .engine.observe import Observer
-from .engine.resolve import Instances, Snapshot, Timing, construct, provider_key
+from .engine.resolve import Instances, Snapshot, Timing, construct
 from .errors import LLMRuntimeError, RuntimeClosedError
 from .hooks import Hook, HookKind, Hooks
 from .ledger import UsageLedger
@@ -141,7 +141,7 @@ class LLMRuntime:
                     config = new.provider_config(model)
                 except LLMRuntimeError:
                     continue
-                keep.add((config.name, provider_key(config)))
+                keep.add((config.name, new.instance_key(config)))
             self._snapshot = new  # one reference: a call sees the old or the new, never half
             retired = self._instances.retire_unless(keep)
             log.info(

@@ -183,9 +183,16 @@ class Snapshot:
                 http=merge_layers(HTTPConfig, settings.http, config.http),
                 limiters=self._limiters_for(model, config),
                 key_env=model.requires_api_key_env or config.api_key_env,
-                options_key=provider_key(config),
+                options_key=self.instance_key(config),
             )
         return plan
+
+    def instance_key(self, config: ProviderConfig) -> str:
+        """What defines ``config``'s instances besides key and base URL, in this catalog:
+        class, options and the HTTP bounds *merged* (a change of ``settings.http`` counts)."""
+        return provider_key(
+            config, merge_layers(HTTPConfig, self.catalog.settings.http, config.http)
+        )
 
     def _limiters_for(self, model: ModelConfig, config: ProviderConfig) -> tuple[Limiter, ...]:
         out = []
@@ -250,10 +257,12 @@ class Snapshot:
         return plan.provider.base_url
 
 
-def provider_key(config: ProviderConfig) -> str:
-    """What defines a provider's instances besides key and base URL: class, options, HTTP."""
+def provider_key(config: ProviderConfig, http: HTTPConfig | None = None) -> str:
+    """What defines a provider's instances besides key and base URL: class, options, HTTP
+    (``http``: the bounds in effect, else the provider's own ``http:``)."""
+    http = http or config.http
     return json.dumps(
-        [config.class_path, config.options, config.http.model_dump() if config.http else None],
+        [config.class_path, config.options, http.model_dump() if http else None],
         sort_keys=True,
         default=repr,
     )
