@@ -77,6 +77,8 @@ def scrub_error(error: BaseException, secrets: Iterable[str | None]) -> None:
     otherwise show the key in the message, the repr and the traceback.
     """
     keys = tuple(s for s in secrets if s)
+    if not keys:
+        return
     seen: set[int] = set()
     link: BaseException | None = error
     while link is not None and id(link) not in seen:
@@ -86,7 +88,9 @@ def scrub_error(error: BaseException, secrets: Iterable[str | None]) -> None:
             clean = scrub(text, keys)
             if clean != text:
                 link._set_text(clean)
-        link.args = tuple(scrub(a, keys) if isinstance(a, str) else a for a in link.args)
+        args = tuple(scrub(a, keys) if isinstance(a, str) else a for a in link.args)
+        if args != link.args:  # touch only what held a secret
+            link.args = args
         link = link.__cause__ or link.__context__
 
 
