@@ -110,6 +110,8 @@ class LLMRuntime:
         #: How reload() reads the catalog again (set by load_runtime; None: no files).
         self._source: Callable[[], Catalog] | None = None
         self._watcher: asyncio.Task[None] | None = None
+        #: load_runtime(watch=True) outside an event loop: start watching in the first one.
+        self._watch_pending = False
         self._reload_lock: asyncio.Lock | None = None
 
     # ------------------------------------------------------------------ reload
@@ -272,6 +274,8 @@ class LLMRuntime:
         stream: bool,
     ) -> Call:
         self._check_open()
+        if self._watch_pending:
+            self._start_pending_watch()
         snapshot = self._snapshot  # one snapshot for the whole call, whatever reloads
         primary = snapshot.model(model)
         args = CallArgs.split(
@@ -446,7 +450,18 @@ class LLMRuntime:
 
     async def __aenter__(self) -> LLMRuntime:
         self._check_open()
+        if self._watch_pending:
+            self._start_pending_watch()
         return self
+
+    def _start_pending_watch(self) -> None:
+        """Start the watcher ``load_runtime(watch=True)`` asked for, once a loop runs."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return  # still no loop (e.g. stream() built outside one): the next call tries
+        self._watch_pending = False
+        self.watch()
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()

@@ -118,7 +118,8 @@ class CallTrace:
             return cost_of(book.card(pricing, model_ref, base_url, block=True), usage)
 
         completion = replace(completion, pricer=price)
-        self.observer.ledger.record(completion, book.card(pricing, model_ref, base_url))
+        card = book.card(pricing, model_ref, base_url)  # never waits: PENDING while loading
+        self.observer.ledger.record(completion, card)
         if self.span is not None:
             self.span.end(completion)
         hooks = self.observer.hooks
@@ -129,7 +130,7 @@ class CallTrace:
         if log.isEnabledFor(logging.INFO):
             u = completion.usage
             log.info(
-                "call %s model=%r provider=%r latency=%.3fs tokens=%s+%s attempts=%d%s",
+                "call %s model=%r provider=%r latency=%.3fs tokens=%s+%s attempts=%d cost=%s%s",
                 "stream" if self.stream else "generate",
                 completion.model,
                 completion.provider,
@@ -137,6 +138,7 @@ class CallTrace:
                 u.prompt_tokens if u.prompt_tokens is not None else "?",
                 u.completion_tokens if u.completion_tokens is not None else "?",
                 completion.attempts,
+                _cost_text(card, u),
                 f" fallback_from={[m for m, _ in completion.failures]!r}"
                 if completion.failures
                 else "",
@@ -157,3 +159,11 @@ class CallTrace:
             type(error).__name__,
             latency,
         )
+
+
+def _cost_text(card: Any, usage: Any) -> str:
+    """The log line's cost: known now, or "?" (no price, no usage, or the table still loading)."""
+    if card is None or card is PriceBook.PENDING:
+        return "?"
+    cost = cost_of(card, usage)
+    return "?" if cost is None else f"{cost.amount:.6f}{cost.currency}"
