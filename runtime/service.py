@@ -210,6 +210,29 @@ class LLMRuntime:
 
         return register
 
+    def enable_tracing(
+        self,
+        tracer_provider: Any = None,
+        meter_provider: Any = None,
+        *,
+        capture_content: bool = False,
+    ) -> None:
+        """Trace every call with OpenTelemetry, by the GenAI semantic conventions.
+
+        The global providers are used unless given; message content is recorded only with
+        ``capture_content=True``. Needs ``pip install 'llm-runtime[otel]'`` (see
+        ``runtime.tracing``); ``disable_tracing()`` stops it.
+        """
+        from .tracing import Tracer
+
+        self._observer.tracer = Tracer(
+            tracer_provider, meter_provider, capture_content=capture_content
+        )
+
+    def disable_tracing(self) -> None:
+        """Stop tracing calls started from now on."""
+        self._observer.tracer = None
+
     @property
     def usage(self) -> UsageLedger:
         """Totals per model of this runtime's calls (``rt.usage.totals()``, ``.reset()``)."""

@@ -70,10 +70,11 @@ class CallTrace:
         request: ChatRequest,
         attempt: int,
         secrets: tuple[str | None, ...] = (),
+        instance: Any = None,
     ) -> None:
         hooks = self.observer.hooks
         if self.span is not None:
-            self.span.request(model, provider, request)
+            self.span.request(model, provider, request, instance)
         if hooks.wants("request"):
             hooks.emit(
                 RequestEvent(
@@ -99,6 +100,11 @@ class CallTrace:
             self.span.event("retry", model=model, attempt=attempt, delay=delay, error=error)
         if self.observer.hooks.wants("retry"):
             self.observer.hooks.emit(RetryEvent(self.call_id, model, attempt, delay, error))
+
+    def first_chunk(self) -> None:
+        """The first piece of a streamed answer arrived."""
+        if self.span is not None:
+            self.span.first_chunk()
 
     def fallback(self, failed: str, nxt: str, error: Exception) -> None:
         if self.span is not None:
@@ -148,7 +154,7 @@ class CallTrace:
     def failed(self, error: Exception, latency: float) -> None:
         self.observer.ledger.record_error(self.model)
         if self.span is not None:
-            self.span.fail(error)
+            self.span.fail(error, latency)
         hooks = self.observer.hooks
         if hooks.wants("error"):
             hooks.emit(ErrorEvent(self.call_id, self.model, error, latency, self.stream))

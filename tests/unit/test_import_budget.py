@@ -16,6 +16,8 @@ HEAVY = (
     "jinja2",
     "jsonschema",
     "genai_prices",
+    "opentelemetry",
+    "runtime.tracing",
 )
 
 
