@@ -22,6 +22,7 @@ scrubbed. Nothing here may break a call: every method logs what went wrong and r
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -89,7 +90,13 @@ def _never_raises(method: F) -> F:
         try:
             return method(*args, **kwargs)
         except Exception as exc:
-            log.warning("tracing failed in %s (the call goes on): %r", method.__name__, exc)
+            # Loud once per tracer, then quiet: a broken exporter must not flood the log.
+            owner = getattr(args[0], "_tracer", args[0]) if args else None
+            seen = getattr(owner, "failures", 0)
+            with contextlib.suppress(AttributeError):
+                owner.failures = seen + 1  # type: ignore[union-attr]
+            level = logging.WARNING if not seen else logging.DEBUG
+            log.log(level, "tracing failed in %s (the call goes on): %r", method.__name__, exc)
             return None
 
     return guarded  # type: ignore[return-value]
@@ -225,6 +232,7 @@ class Tracer:
         from . import __version__
 
         self.capture_content = capture_content
+        self.failures = 0  # tracer errors swallowed so far (the first one is logged loudly)
         self.latest = latest_conventions() if latest is None else latest
         self.system_key = "gen_ai.provider.name" if self.latest else "gen_ai.system"
         self._kind = SpanKind.CLIENT
@@ -363,7 +371,17 @@ class CallSpan:
         self._record(completion.latency, completion.usage)
 
     @_never_raises
-    def fail(self, error: Exception, latency: float | None = None) -> None:
+    def stop(self, reason: BaseException) -> None:
+        """The call ended without a result: closed early by the caller, cancelled, a bug."""
+        if isinstance(reason, GeneratorExit):  # the caller stopped reading: not an error
+            span = self._ensure()
+            span.set_attribute("llm_runtime.stream.closed_early", True)
+            span.end()
+            return
+        self.fail(reason)
+
+    @_never_raises
+    def fail(self, error: BaseException, latency: float | None = None) -> None:
         """The call failed: ``error.type``, status ERROR, the duration metric; the span ends."""
         span = self._ensure()
         kind = _error_type(error)

@@ -218,6 +218,9 @@ class Call:
             error = _chain_error(self._failures, delivered=self.delivered)
         except LLMRuntimeError as raised:
             error = raised
+        except BaseException as stopped:  # a stream closed early, a cancellation, a bug
+            trace.stopped(stopped)
+            raise
         trace.failed(error, self.snapshot.timing.clock() - self._started)
         raise error
 

@@ -151,6 +151,12 @@ class CallTrace:
             )
         return completion
 
+    def stopped(self, reason: BaseException) -> None:
+        """The call ended with neither a result nor one of our errors: a stream the caller
+        closed early, a cancellation, or a foreign exception. Only the span is told."""
+        if self.span is not None:
+            self.span.stop(reason)
+
     def failed(self, error: Exception, latency: float) -> None:
         self.observer.ledger.record_error(self.model)
         if self.span is not None:

@@ -3,6 +3,7 @@ exporter and metric reader, on real calls to a loopback server speaking Chat Com
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import subprocess
@@ -253,6 +254,40 @@ async def test_a_streamed_failure_ends_the_span_with_the_error(
                 pass
     span = otel.only()
     assert dict(span.attributes or {})["error.type"] == "AuthenticationError"
+    assert span.status.status_code is StatusCode.ERROR
+
+
+async def test_a_stream_closed_early_still_ends_its_span(
+    server: LoopbackServer, otel: Otel
+) -> None:
+    server.queue(stream_reply(texts=("one", "two", "three")))
+    async with traced(server, otel) as rt, rt.stream(model="gpt", prompt=PROMPT) as stream:
+        async for _ in stream:
+            break
+    span = otel.only()
+    attrs = dict(span.attributes or {})
+    assert attrs["llm_runtime.stream.closed_early"] is True
+    assert "error.type" not in attrs
+    assert span.status.status_code is StatusCode.UNSET
+    assert "gen_ai.client.operation.duration" not in otel.points()  # it did not complete
+
+
+async def test_a_cancelled_call_ends_its_span_with_the_error(
+    server: LoopbackServer, otel: Otel
+) -> None:
+    server.queue(Reply(body=completion(), stall=2.0))
+    async with traced(server, otel) as rt:
+        task = asyncio.create_task(rt.generate(model="gpt", prompt=PROMPT))
+        for _ in range(2000):  # until the request reached the server (bounded)
+            if server.requests:
+                break
+            await asyncio.sleep(0.005)
+        assert server.requests
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    span = otel.only()
+    assert dict(span.attributes or {})["error.type"] == "CancelledError"
     assert span.status.status_code is StatusCode.ERROR
 
 
