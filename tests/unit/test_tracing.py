@@ -24,9 +24,10 @@ from opentelemetry.trace import SpanKind, StatusCode
 from runtime.errors import AuthenticationError, BadRequestError, MissingDependencyError
 from runtime.service import LLMRuntime
 from runtime.tracing import latest_conventions, provider_name
+from runtime.types import Tool
 from tests.loopback import LoopbackServer, Reply
 from tests.unit.helpers import FakeClock, catalog, runtime_for
-from tests.wire.openai_fakes import CANARY, completion, error_body, stream_reply
+from tests.wire.openai_fakes import CANARY, completion, error_body, stream_reply, tool_call
 
 OPENAI = "runtime.providers.openai_provider.OpenAIProvider"
 PROMPT = "Say hello"
@@ -190,6 +191,21 @@ async def test_the_span_is_a_child_of_the_callers_span(server: LoopbackServer, o
     assert child.parent.span_id == parent.get_span_context().span_id
     assert child.context is not None
     assert child.context.trace_id == parent.get_span_context().trace_id
+
+
+def test_the_sync_face_keeps_the_callers_span_as_parent(otel: Otel) -> None:
+    rt = runtime_for(catalog({"m": {"provider": "s"}}))
+    rt.enable_tracing(otel.tracer_provider, otel.meter_provider)
+    face = rt.sync()
+    try:
+        with otel.tracer_provider.get_tracer("app").start_as_current_span("script") as parent:
+            assert face.generate(model="m", prompt=PROMPT).text == PROMPT
+    finally:
+        face.close()
+    spans = {s.name: s for s in otel.finished()}
+    child = spans["chat m"]
+    assert child.parent is not None
+    assert child.parent.span_id == parent.get_span_context().span_id
 
 
 async def test_a_streamed_call_has_stream_usage_and_time_to_first_chunk(
@@ -419,6 +435,34 @@ async def test_content_on_opt_in_latest_conventions(
         }
     ]
     assert otel.only().events == ()
+
+
+async def test_tool_calls_are_recorded_as_tool_call_parts(
+    server: LoopbackServer, otel: Otel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(OPT_IN, LATEST)
+    call = tool_call("call_1", "get_weather", '{"city": "Paris"}')
+    server.queue(Reply(body=completion(None, finish_reason="tool_calls", tool_calls=[call])))
+    weather = Tool("get_weather", "Current weather", {"type": "object", "properties": {}})
+    async with traced(server, otel, capture_content=True) as rt:
+        result = await rt.generate(model="gpt", prompt="Weather in Paris?", tools=[weather])
+    assert result.finish_reason == "tool_calls"
+    attrs = dict(otel.only().attributes or {})
+    assert attrs["gen_ai.response.finish_reasons"] == ("tool_calls",)
+    assert json.loads(str(attrs["gen_ai.output.messages"])) == [
+        {
+            "role": "assistant",
+            "parts": [
+                {
+                    "type": "tool_call",
+                    "id": "call_1",
+                    "name": "get_weather",
+                    "arguments": {"city": "Paris"},
+                }
+            ],
+            "finish_reason": "tool_calls",
+        }
+    ]
 
 
 async def test_content_on_opt_in_v136_events(
