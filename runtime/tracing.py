@@ -11,10 +11,12 @@ retries and fallbacks are events on it; the histograms ``gen_ai.client.token.usa
 Names that changed after v1.36.0 of the conventions follow ``OTEL_SEMCONV_STABILITY_OPT_IN``
 as the conventions ask: by default the v1.36.0 names (``gen_ai.system``, Azure as
 ``az.ai.openai``, xAI as ``xai``, message content as the ``gen_ai.{role}.message`` /
-``gen_ai.choice`` events, recorded on the span); with ``gen_ai_latest_experimental`` in the
-list, the latest ones (``gen_ai.provider.name``, ``azure.ai.openai``, ``x_ai``, content in
-the ``gen_ai.input.messages`` / ``gen_ai.output.messages`` attributes). Attributes that
-were only added (cache and reasoning token counts, time to first chunk) are set either way.
+``gen_ai.choice`` events, recorded on the span), with ``gen_ai.provider.name`` (its latest
+value) set beside ``gen_ai.system`` so a dashboard written for either finds the provider;
+with ``gen_ai_latest_experimental`` in the list, only the latest ones (``gen_ai.provider.name``,
+``azure.ai.openai``, ``x_ai``, content in the ``gen_ai.input.messages`` /
+``gen_ai.output.messages`` attributes). Attributes that were only added (cache and
+reasoning token counts, time to first chunk) are set either way.
 
 Message content is recorded only with ``capture_content=True``, with the call's API keys
 scrubbed. Nothing here may break a call: every method logs what went wrong and returns.
@@ -299,6 +301,8 @@ class CallSpan:
             t.system_key: provider_name(provider, instance, latest=t.latest),
             "gen_ai.request.model": request.model,
         }
+        if not t.latest:  # the name the readers look for, beside the v1.36.0 one
+            attrs["gen_ai.provider.name"] = provider_name(provider, instance, latest=True)
         host, port = _host_port(getattr(instance, "base_url", None))
         if host:
             attrs["server.address"] = host
@@ -413,6 +417,8 @@ class CallSpan:
                 "gen_ai.request.model": self._model,
                 "gen_ai.request.stream": self._stream,
             }
+            if not t.latest:
+                attrs["gen_ai.provider.name"] = provider_name(self._provider, latest=True)
             self._metric = {k: v for k, v in attrs.items() if k != "gen_ai.request.stream"}
             self._open(self._model, attrs)
         return self._span

@@ -127,6 +127,16 @@ def system_key(latest: bool) -> str:
     return "gen_ai.provider.name" if latest else "gen_ai.system"
 
 
+def provider_attrs(latest: bool, name: str = "openai") -> dict[str, str]:
+    """By default both names (v1.36.0's gen_ai.system and gen_ai.provider.name); opted in,
+    only the latest."""
+    return (
+        {"gen_ai.provider.name": name}
+        if latest
+        else {"gen_ai.system": name, "gen_ai.provider.name": name}
+    )
+
+
 def every_text(otel: Otel) -> str:
     """All the telemetry as text: attributes, events, status, metric attributes."""
     parts: list[str] = []
@@ -159,7 +169,7 @@ async def test_a_generate_call_is_one_client_span_with_the_conventions_attribute
     assert span.status.status_code is StatusCode.UNSET
     assert dict(span.attributes or {}) == {
         "gen_ai.operation.name": "chat",
-        system_key(latest): "openai",
+        **provider_attrs(latest),
         "gen_ai.request.model": "gpt-4o-mini",
         "server.address": "127.0.0.1",
         "server.port": port_of(server),
@@ -379,7 +389,7 @@ async def test_usage_and_duration_metrics(
     points = otel.points()
     common = {
         "gen_ai.operation.name": "chat",
-        system_key(latest): "openai",
+        **provider_attrs(latest),
         "gen_ai.request.model": "gpt-4o-mini",
         "gen_ai.response.model": "gpt-4o-mini",
         "server.address": "127.0.0.1",
