@@ -27,7 +27,6 @@ import tempfile
 import time
 import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
@@ -259,7 +258,7 @@ class OpenAISDK(Client):
 class LiteLLM(Client):
     def __init__(self, base: str) -> None:
         try:
-            import litellm
+            import litellm  # type: ignore[import-not-found,unused-ignore]
         except ImportError as exc:
             raise Unavailable("litellm is not installed") from exc
         self._litellm = litellm
@@ -324,14 +323,21 @@ async def rate(call: Call, concurrency: int, seconds: float) -> float:
     return done / (time.perf_counter() - start)
 
 
-async def throughput(client: Client, levels: list[int], seconds: float) -> dict[str, Any]:
+async def throughput(
+    factory: Callable[[], Client], levels: list[int], seconds: float
+) -> dict[str, Any]:
+    """Each level on a fresh client: a pool left at 256 connections by a previous level
+    would make every later acquire pay for all of them (httpcore2 checks idle sockets)."""
     out: dict[str, float] = {}
-    await rate(client.call, max(levels), min(0.5, seconds))  # connections, caches, JIT-free warm
-    if isinstance(client, Runtime):
-        client.check_engine()
     for level in levels:
-        await rate(client.call, level, min(0.2, seconds / 4))
-        out[str(level)] = await rate(client.call, level, seconds)
+        client = factory()
+        try:
+            await rate(client.call, level, min(0.3, seconds / 2))  # connections, caches
+            if isinstance(client, Runtime):
+                client.check_engine()
+            out[str(level)] = await rate(client.call, level, seconds)
+        finally:
+            await client.aclose()
     return {"calls_per_s": out}
 
 
@@ -358,13 +364,13 @@ async def streams(client: Client, count: int, deltas: int) -> dict[str, Any]:
 
 
 async def loopback_job(args: argparse.Namespace) -> dict[str, Any]:
-    async with AsyncExitStack() as stack:
-        client = make(args.contender, args.base)
-        stack.push_async_callback(client.aclose)
-        if args.job == "throughput":
-            return await throughput(client, args.levels, args.seconds)
+    if args.job == "throughput":
+        return await throughput(lambda: make(args.contender, args.base), args.levels, args.seconds)
+    client = make(args.contender, args.base)
+    try:
         return await streams(client, args.streams, args.deltas)
-    raise AssertionError("unreachable")
+    finally:
+        await client.aclose()
 
 
 # --------------------------------------------------------------------------- mock transport

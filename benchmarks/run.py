@@ -54,6 +54,8 @@ CONTENDERS = {
     "openai-sdk": "openai SDK (AsyncOpenAI)",
     "litellm": "litellm",
 }
+#: What each contender's calls/s is divided by (within each round).
+BASELINES = ("raw-aiohttp", "raw-httpx2", "openai-sdk", "litellm")
 #: Streaming compares the same contenders but litellm (its stream path is not the point).
 STREAMERS = [name for name in CONTENDERS if name != "litellm"]
 
@@ -307,8 +309,7 @@ def throughput_section(runner: Runner, plan: Plan, base: str) -> dict[str, Any]:
             values = [v for row in rounds if (v := pick(row.get(name))) is not None]
             entry[str(level)] = {
                 "calls_per_s": median_or_none(values),
-                "x_raw_aiohttp": ratio_medians(rounds, name, "raw-aiohttp", pick),
-                "x_raw_httpx2": ratio_medians(rounds, name, "raw-httpx2", pick),
+                **{f"x_{b}": ratio_medians(rounds, name, b, pick) for b in BASELINES},
             }
         table[name] = entry
     return {"rounds": rounds, "table": table}
@@ -335,8 +336,8 @@ def stream_section(runner: Runner, plan: Plan, base: str) -> dict[str, Any]:
             "deltas_per_s": median_or_none(
                 [v for row in rounds if (v := rate(row.get(name))) is not None]
             ),
-            "x_raw_aiohttp": ratio_medians(rounds, name, "raw-aiohttp", rate),
-            "x_raw_httpx2": ratio_medians(rounds, name, "raw-httpx2", rate),
+            "x_raw-aiohttp": ratio_medians(rounds, name, "raw-aiohttp", rate),
+            "x_raw-httpx2": ratio_medians(rounds, name, "raw-httpx2", rate),
         }
     return {"rounds": rounds, "table": table}
 
@@ -408,7 +409,7 @@ def machine() -> dict[str, Any]:
                 break
     except OSError:
         pass
-    versions = {}
+    versions: dict[str, str | None] = {}
     for dist in ("httpx2", "aiohttp", "openai", "litellm", "pydantic", "PyYAML"):
         try:
             versions[dist] = importlib.metadata.version(dist)
@@ -464,9 +465,22 @@ def markdown(report: dict[str, Any], plan: Plan) -> str:
             cells = [entry["status"]] + [""] * (len(levels) - 1)
         else:
             cells = [
-                f"{num(entry[lv]['calls_per_s'])} ({ratio(entry[lv]['x_raw_aiohttp'])})"
+                f"{num(entry[lv]['calls_per_s'])} ({ratio(entry[lv]['x_raw-aiohttp'])})"
                 for lv in levels
             ]
+        out.append(f"| {label} | " + " | ".join(cells) + " |")
+    mid = "64" if "64" in levels else levels[-1]
+    out += [
+        "",
+        f"At c={mid}, each ratio taken within a round (median over rounds):",
+        "",
+        "| contender | " + " | ".join(f"x {CONTENDERS[b]}" for b in BASELINES) + " |",
+        "|---" * (len(BASELINES) + 1) + "|",
+    ]
+    for name, label in CONTENDERS.items():
+        if t[name]["status"]:
+            continue
+        cells = [ratio(t[name][mid][f"x_{b}"]) for b in BASELINES]
         out.append(f"| {label} | " + " | ".join(cells) + " |")
     out.append("")
 
@@ -475,17 +489,17 @@ def markdown(report: dict[str, Any], plan: Plan) -> str:
         f"### CPU per call in-process, HTTP stubbed out (httpx2 MockTransport, "
         f"{plan.mock_calls} calls x {plan.mock_rounds} rounds, median)",
         "",
-        "| path | µs per call | over raw httpx2 |",
-        "|---|---|---|",
+        "| path | CPU µs per call | over raw httpx2 | x raw httpx2 |",
+        "|---|---|---|---|",
     ]
     if "cpu_s_per_call" in mock:
         cpu = mock["cpu_s_per_call"]
         raw = cpu["raw httpx2"]
         for name, seconds in cpu.items():
             over = "-" if name == "raw httpx2" else f"+{(seconds - raw) * 1e6:.1f} µs"
-            out.append(f"| {name} | {seconds * 1e6:.1f} | {over} |")
+            out.append(f"| {name} | {seconds * 1e6:.1f} | {over} | {ratio(seconds / raw)} |")
     else:
-        out.append(f"| {mock.get('error') or mock.get('unavailable')} | | |")
+        out.append(f"| {mock.get('error') or mock.get('unavailable')} | | | |")
     out.append("")
 
     s = report["stream"]["table"]
@@ -504,8 +518,8 @@ def markdown(report: dict[str, Any], plan: Plan) -> str:
         first = entry["first_delta_s"]
         out.append(
             f"| {CONTENDERS[name]} | {num(first * 1e3 if first is not None else None, 2)} | "
-            f"{num(entry['deltas_per_s'])} | {ratio(entry['x_raw_aiohttp'])} | "
-            f"{ratio(entry['x_raw_httpx2'])} |"
+            f"{num(entry['deltas_per_s'])} | {ratio(entry['x_raw-aiohttp'])} | "
+            f"{ratio(entry['x_raw-httpx2'])} |"
         )
     out.append("")
 
@@ -551,7 +565,11 @@ def markdown(report: dict[str, Any], plan: Plan) -> str:
     if "error" in c:
         out.append(f"| error: {c['error']} | | | | |")
     if "scaling" in c:
-        out += ["", f"Time per model at the largest size / at the smallest: {c['scaling']:.2f}."]
+        out += [
+            "",
+            f"Time per model at {max(plan.config_sizes):,} / at {min(plan.config_sizes):,}: "
+            f"loader {c['scaling']:.2f}, bare parse {c['bare_scaling']:.2f} (1.00 is linear).",
+        ]
     out.append("")
 
     out += ["### Targets (issue 11)", "", "| target | measured | |", "|---|---|---|"]
@@ -571,14 +589,14 @@ def targets(report: dict[str, Any], plan: Plan) -> list[tuple[str, float | None,
     return [
         (
             f"aiohttp engine at c={mid} >= 0.75x raw aiohttp",
-            t["runtime-aiohttp"][mid]["x_raw_aiohttp"],
+            t["runtime-aiohttp"][mid]["x_raw-aiohttp"],
             0.75,
             True,
             ratio,
         ),
         (
             f"httpx2 engine at c={mid} >= 0.95x raw httpx2",
-            t["runtime-httpx2"][mid]["x_raw_httpx2"],
+            t["runtime-httpx2"][mid]["x_raw-httpx2"],
             0.95,
             True,
             ratio,
@@ -592,7 +610,7 @@ def targets(report: dict[str, Any], plan: Plan) -> list[tuple[str, float | None,
         ),
         (
             "streaming, aiohttp engine >= 0.9x raw aiohttp deltas/s",
-            s["runtime-aiohttp"]["x_raw_aiohttp"],
+            s["runtime-aiohttp"]["x_raw-aiohttp"],
             0.9,
             True,
             ratio,
