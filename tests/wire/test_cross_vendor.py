@@ -18,7 +18,9 @@ portable rules of ``runtime/providers/*_request.py``:
 * reasoning goes back verbatim, with its signature, only to the vendor that made it; any
   other vendor's is dropped (no signature, no redacted data, no thought text travels);
 * Anthropic's thinking is left out of a call whose last tool-calling turn came from another
-  vendor (the API rejects it then), and sent otherwise.
+  vendor (the API rejects it then), and sent otherwise;
+* a Gemini model that checks signatures (Gemini 3) gets the documented placeholder on
+  another vendor's calls, and ids outside Anthropic's characters still pair up there.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from runtime.providers.gemini_request import SIGNATURE_SENTINEL
 from runtime.service import LLMRuntime
 from runtime.types import Completion, Message, ToolCallDone, ToolResult
 from tests.loopback import LoopbackServer, Reply
@@ -243,7 +246,8 @@ def servers(shared: dict[str, LoopbackServer]) -> Servers:
     return Servers(shared)
 
 
-def runtime(servers: Servers) -> LLMRuntime:
+def runtime(servers: Servers, gemini_reasoning: str = "budget") -> LLMRuntime:
+    """The three vendors' models on the servers; ``gemini_reasoning: effort`` is Gemini 3."""
     urls = {vendor: server.url for vendor, server in servers.by_vendor.items()}
     urls["gemini"] += "/v1beta"
     cat = catalog(
@@ -258,6 +262,7 @@ def runtime(servers: Servers) -> LLMRuntime:
                     "parallel_tool_calls": True,
                     "images": True,
                     **CAPABILITIES[vendor],
+                    **({"reasoning": gemini_reasoning} if vendor == "gemini" else {}),
                 },
             }
             for vendor in VENDORS
@@ -494,6 +499,74 @@ async def test_a_conversation_moves_between_vendors(
             assert result.reasoning == thought(vendor, n)
         if vendor == "gemini":  # ids made for Gemini's calls: unique and stable
             assert all(c.id.startswith("gcall_") for c in result.tool_calls)
+
+
+async def test_a_foreign_history_continues_on_a_gemini_model_that_checks_signatures(
+    servers: Servers,
+) -> None:
+    # Gemini 3 (declared reasoning: effort) refuses function calls without a signature in
+    # the current turn: another vendor's calls get Google's documented placeholder, on the
+    # first call of each step, and the effort goes as thinkingLevel.
+    rt = runtime(servers, gemini_reasoning="effort")
+    history: list[Any] = list(START)
+    made: list[tuple[str, Completion]] = []
+    try:
+        for n, vendor in enumerate(("openai", "anthropic"), 1):
+            result = await step(rt, servers, vendor, n, history, stream=False)
+            made.append((vendor, result))
+            history += answer(result)
+        await step(rt, servers, "gemini", 3, history, stream=False)
+    finally:
+        await rt.aclose()
+    vendor, body = servers.sent[-1]
+    assert vendor == "gemini"
+    check_request("gemini", body)
+    check_history("gemini", body, made)
+    check_reasoning("gemini", body, made)
+    assert body["generationConfig"]["thinkingConfig"] == {
+        "thinkingLevel": "LOW",
+        "includeThoughts": True,
+    }
+    turns = [content["parts"] for content in body["contents"] if content["role"] == "model"]
+    assert [[part.get("thoughtSignature") for part in parts] for parts in turns] == [
+        [SIGNATURE_SENTINEL, None],  # OpenAI's two parallel calls
+        [SIGNATURE_SENTINEL],  # Anthropic's call (its thinking dropped)
+    ]
+
+
+async def test_ids_another_vendor_cannot_take_are_mapped_on_both_sides(servers: Servers) -> None:
+    # Some OpenAI-compatible servers (Moonshot's Kimi, for one) give ids like
+    # "functions.get_weather:0", outside the characters Anthropic takes: the call and its
+    # result must still pair up there.
+    calls = [
+        openai_fakes.tool_call("functions.get_weather:0", "get_weather", '{"city": "Paris"}'),
+        openai_fakes.tool_call("functions.get_weather:1", "get_weather", '{"city": "Oslo"}'),
+    ]
+    servers.by_vendor["openai"].queue(
+        Reply(body=openai_fakes.completion(None, finish_reason="tool_calls", tool_calls=calls))
+    )
+    servers.by_vendor["anthropic"].queue(anthropic_reply(2, [], stream=False))
+    rt = runtime(servers)
+    try:
+        history: list[Any] = list(START)
+        first = await rt.generate(model=MODELS["openai"], messages=history, tools=TOOLS)
+        history += answer(first)
+        await rt.generate(model=MODELS["anthropic"], messages=history, tools=TOOLS)
+    finally:
+        await rt.aclose()
+    servers.collect()
+    vendor, body = servers.sent[-1]
+    assert vendor == "anthropic"
+    check_anthropic(body)
+    assistant, results = body["messages"][1:3]
+    assert [b["id"] for b in assistant["content"]] == [
+        "functions_get_weather_0",
+        "functions_get_weather_1",
+    ]
+    assert [b["tool_use_id"] for b in results["content"]] == [
+        "functions_get_weather_0",
+        "functions_get_weather_1",
+    ]
 
 
 # --------------------------------------------------------------------------- the schemas fail
