@@ -141,7 +141,7 @@ class LLMRuntime:
                     config = new.provider_config(model)
                 except LLMRuntimeError:
                     continue
-                keep.add((config.name, provider_key(config)))
+                keep.add((config.name, provider_key(config, catalog.settings.http_engine)))
             self._snapshot = new  # one reference: a call sees the old or the new, never half
             retired = self._instances.retire_unless(keep)
             log.info(
@@ -387,7 +387,9 @@ class LLMRuntime:
         )
         placeholder = api_key or (f"${key_env}" if key_env else None)
         cls = snapshot.provider_class(plan.provider)
-        provider = construct(cls, plan.provider, placeholder, snapshot.base_url(plan), plan.http)
+        provider = construct(
+            cls, plan.provider, placeholder, snapshot.base_url(plan), plan.http, plan.http_engine
+        )
         streaming = stream and cfg.supports_streaming
         try:
             timed = replace(request, connect_timeout=timeouts.connect, read_timeout=timeouts.read)

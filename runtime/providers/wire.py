@@ -249,6 +249,9 @@ class WireProvider(ChatProvider):
         if client is None:
             from ..http import HTTPClient
 
+            engine = self.http_engine
+            if self.http_engines is not None and engine not in self.http_engines:
+                engine = min(self.http_engines)  # a class bound to one library (an SDK's)
             client = self._client = HTTPClient(
                 base_url=self._base,
                 headers=self._headers,
@@ -257,6 +260,7 @@ class WireProvider(ChatProvider):
                 max_connections=self.options.max_connections,
                 secrets=self.secrets,
                 http=self._http_config,
+                engine=engine,
             )
         # The runtime names the provider after construction; errors should carry the name.
         client.provider = self.provider_name or None
