@@ -235,10 +235,11 @@ class HTTPClient:
         if isinstance(exc, engine.errors):
             failure = engine.failure(exc)
         else:  # a foreign one (an SDK's cause): judged by what it is
-            failure = Failure(connect=False, timeout=isinstance(exc, TimeoutError))
+            timeout = isinstance(exc, TimeoutError)
+            failure = Failure(type(exc).__name__, str(exc), connect=False, timeout=timeout)
         where = self._where
-        detail = scrub(str(exc), self._secrets)
-        cause = f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+        detail = scrub(failure.detail, self._secrets)
+        cause = f"{failure.kind}: {detail}" if detail else failure.kind
         if failure.connect:
             text = f"POST {path}: cannot connect to {where} ({cause})"
         elif mid_stream:

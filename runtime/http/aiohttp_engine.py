@@ -11,6 +11,7 @@ kept 5 s as httpx2 keeps them; TLS is set up for https base URLs only.
 from __future__ import annotations
 
 import asyncio
+import errno
 from collections.abc import AsyncGenerator, Mapping
 
 import aiohttp
@@ -28,6 +29,13 @@ _URL_CACHE = 256
 _CONNECT_TIMEOUT: tuple[type[BaseException], ...] = tuple(
     c for c in (getattr(aiohttp, "ConnectionTimeoutError", None),) if c is not None
 )
+
+#: A URL that is not http(s) (3.10+; 3.9 raises InvalidURL).
+_NON_HTTP: tuple[type[BaseException], ...] = tuple(
+    c for c in (getattr(aiohttp, "NonHttpUrlClientError", None),) if c is not None
+)
+
+_RESET = frozenset({errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED})
 
 
 class _Response:
@@ -89,7 +97,8 @@ class AiohttpEngine:
             ssl=True if self._https else False,  # noqa: SIM210 - no TLS set up for http://
         )
         jar: aiohttp.abc.AbstractCookieJar = (
-            aiohttp.CookieJar() if self._cookies else aiohttp.DummyCookieJar()
+            # unsafe=True: cookies of an IP-address host are kept too, as httpx2's jar keeps them.
+            aiohttp.CookieJar(unsafe=True) if self._cookies else aiohttp.DummyCookieJar()
         )
         self._session = aiohttp.ClientSession(
             connector=connector,
@@ -123,10 +132,7 @@ class AiohttpEngine:
         return _Response(response)
 
     def failure(self, exc: BaseException) -> Failure:
-        return Failure(
-            connect=isinstance(exc, (aiohttp.ClientConnectorError, *_CONNECT_TIMEOUT)),
-            timeout=isinstance(exc, aiohttp.ServerTimeoutError | asyncio.TimeoutError),
-        )
+        return failure(exc)
 
     async def aclose(self) -> None:
         self._closed = True
@@ -136,3 +142,39 @@ class AiohttpEngine:
 
     def __repr__(self) -> str:
         return f"AiohttpEngine(limit={self._limit}, open={self._session is not None})"
+
+
+def failure(exc: BaseException) -> Failure:
+    """An aiohttp (or asyncio, or socket) exception in the seam's words (see ``Failure``).
+
+    Each kind is the one httpx2 raises for the same event, so both engines give the same
+    error type and message: a connect timeout is ConnectTimeout, a read limit ReadTimeout,
+    a refused or unresolvable connection ConnectError (with the socket's reason), a reply
+    cut short RemoteProtocolError, a socket error on an open connection ReadError.
+    """
+    if isinstance(exc, _CONNECT_TIMEOUT):
+        return Failure("ConnectTimeout", "", connect=True, timeout=True)
+    if isinstance(exc, aiohttp.ServerTimeoutError | asyncio.TimeoutError):
+        # 3.9's connect timeout is a ServerTimeoutError too; only its text tells.
+        connect = str(exc).startswith("Connection timeout")
+        kind = "ConnectTimeout" if connect else "ReadTimeout"
+        return Failure(kind, "", connect=connect, timeout=True)
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        reason = exc.os_error.strerror or str(exc.os_error)
+        return Failure("ConnectError", reason or str(exc), connect=True, timeout=False)
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return Failure("RemoteProtocolError", "Server disconnected", connect=False, timeout=False)
+    if isinstance(exc, aiohttp.ClientPayloadError) and "ConnectionResetError(" in str(exc):
+        # A body cut by a reset: aiohttp keeps the socket's error only in its text.
+        return Failure("ReadError", "", connect=False, timeout=False)
+    if isinstance(exc, aiohttp.ClientPayloadError | aiohttp.ClientResponseError):
+        # A body cut short or a reply that is not HTTP (an error status never raises here:
+        # the seam reads statuses itself).
+        return Failure("RemoteProtocolError", str(exc), connect=False, timeout=False)
+    if isinstance(exc, (aiohttp.InvalidURL, *_NON_HTTP)):
+        return Failure("UnsupportedProtocol", str(exc), connect=False, timeout=False)
+    if isinstance(exc, OSError):  # ClientOSError, ClientConnectionResetError, a bare one
+        # A reset says no more than its kind (httpx2's ReadError carries no text either).
+        detail = "" if exc.errno in _RESET else (exc.strerror or str(exc))
+        return Failure("ReadError", detail, connect=False, timeout=False)
+    return Failure(type(exc).__name__, str(exc), connect=False, timeout=False)

@@ -52,9 +52,17 @@ class EngineRequest:
 
 @dataclass(frozen=True, slots=True)
 class Failure:
-    """What a transport exception means: it happened opening the connection (``connect``),
-    and/or it is a timeout (``timeout``: ProviderTimeoutError, else ProviderConnectionError)."""
+    """What a transport exception means, in words that do not depend on the engine.
 
+    ``kind`` names it in httpx2's vocabulary (ConnectError, ConnectTimeout, ReadTimeout,
+    ReadError, RemoteProtocolError, ...), which both engines share, so the runtime's
+    messages read the same on either; ``detail`` is what the library said (empty where the
+    kind says it all). ``connect``: it happened opening the connection; ``timeout``: a
+    ProviderTimeoutError (else ProviderConnectionError).
+    """
+
+    kind: str
+    detail: str
     connect: bool
     timeout: bool
 

@@ -153,6 +153,8 @@ class Httpx2Engine:
 
     def failure(self, exc: BaseException) -> Failure:
         return Failure(
+            kind=type(exc).__name__,
+            detail=str(exc),
             connect=isinstance(exc, httpx2.ConnectError | httpx2.ConnectTimeout),
             timeout=isinstance(exc, httpx2.TimeoutException),
         )
