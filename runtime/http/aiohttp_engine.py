@@ -162,6 +162,8 @@ def failure(exc: BaseException) -> Failure:
     if isinstance(exc, aiohttp.ClientConnectorError):
         reason = exc.os_error.strerror or str(exc.os_error)
         return Failure("ConnectError", reason or str(exc), connect=True, timeout=False)
+    if isinstance(exc, aiohttp.ServerFingerprintMismatch):  # the pinned TLS key differs
+        return Failure("ConnectError", str(exc), connect=True, timeout=False)
     if isinstance(exc, aiohttp.ServerDisconnectedError):
         return Failure("RemoteProtocolError", "Server disconnected", connect=False, timeout=False)
     if isinstance(exc, aiohttp.ClientPayloadError) and "ConnectionResetError(" in str(exc):
@@ -177,4 +179,6 @@ def failure(exc: BaseException) -> Failure:
         # A reset says no more than its kind (httpx2's ReadError carries no text either).
         detail = "" if exc.errno in _RESET else (exc.strerror or str(exc))
         return Failure("ReadError", detail, connect=False, timeout=False)
+    if isinstance(exc, aiohttp.ClientConnectionError):  # "Connection lost", "closed"...
+        return Failure("ReadError", str(exc), connect=False, timeout=False)
     return Failure(type(exc).__name__, str(exc), connect=False, timeout=False)
