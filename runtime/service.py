@@ -110,6 +110,8 @@ class LLMRuntime:
         #: How reload() reads the catalog again (set by load_runtime; None: no files).
         self._source: Callable[[], Catalog] | None = None
         self._watcher: asyncio.Task[None] | None = None
+        #: load_runtime(watch=True) outside an event loop: start watching in the first one.
+        self._watch_pending = False
         self._reload_lock: asyncio.Lock | None = None
 
     # ------------------------------------------------------------------ reload
@@ -208,6 +210,29 @@ class LLMRuntime:
 
         return register
 
+    def enable_tracing(
+        self,
+        tracer_provider: Any = None,
+        meter_provider: Any = None,
+        *,
+        capture_content: bool = False,
+    ) -> None:
+        """Trace every call with OpenTelemetry, by the GenAI semantic conventions.
+
+        The global providers are used unless given; message content is recorded only with
+        ``capture_content=True``. Needs ``pip install 'llm-runtime[otel]'`` (see
+        ``runtime.tracing``); ``disable_tracing()`` stops it.
+        """
+        from .tracing import Tracer
+
+        self._observer.tracer = Tracer(
+            tracer_provider, meter_provider, capture_content=capture_content
+        )
+
+    def disable_tracing(self) -> None:
+        """Stop tracing calls started from now on."""
+        self._observer.tracer = None
+
     @property
     def usage(self) -> UsageLedger:
         """Totals per model of this runtime's calls (``rt.usage.totals()``, ``.reset()``)."""
@@ -272,6 +297,8 @@ class LLMRuntime:
         stream: bool,
     ) -> Call:
         self._check_open()
+        if self._watch_pending:
+            self._start_pending_watch()
         snapshot = self._snapshot  # one snapshot for the whole call, whatever reloads
         primary = snapshot.model(model)
         args = CallArgs.split(
@@ -448,7 +475,18 @@ class LLMRuntime:
 
     async def __aenter__(self) -> LLMRuntime:
         self._check_open()
+        if self._watch_pending:
+            self._start_pending_watch()
         return self
+
+    def _start_pending_watch(self) -> None:
+        """Start the watcher ``load_runtime(watch=True)`` asked for, once a loop runs."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return  # still no loop (e.g. stream() built outside one): the next call tries
+        self._watch_pending = False
+        self.watch()
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()

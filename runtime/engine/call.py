@@ -218,6 +218,9 @@ class Call:
             error = _chain_error(self._failures, delivered=self.delivered)
         except LLMRuntimeError as raised:
             error = raised
+        except BaseException as stopped:  # a stream closed early, a cancellation, a bug
+            trace.stopped(stopped)
+            raise
         trace.failed(error, self.snapshot.timing.clock() - self._started)
         raise error
 
@@ -278,11 +281,13 @@ class Call:
         while True:
             attempt += 1
             self._attempts += 1
-            trace.attempt(plan.model.id, plan.provider.name, request, attempt, (provider.api_key,))
+            trace.attempt(
+                plan.model.id, plan.provider.name, request, attempt, (provider.api_key,), provider
+            )
             try:
                 async with _slots(plan):
                     if self.stream:
-                        async for event in self._streamed(plan, provider, request, total):
+                        async for event in self._streamed(plan, provider, request, total, trace):
                             yield event
                     else:
                         self._response = await self._chat(plan, provider, request, total)
@@ -356,7 +361,12 @@ class Call:
         return response
 
     async def _streamed(
-        self, plan: ModelPlan, provider: LLMProvider, request: ChatRequest, total: float | None
+        self,
+        plan: ModelPlan,
+        provider: LLMProvider,
+        request: ChatRequest,
+        total: float | None,
+        trace: CallTrace,
     ) -> AsyncGenerator[StreamEvent, None]:
         source = (
             provider.stream_chat(request)
@@ -379,6 +389,8 @@ class Call:
             async for event in events:
                 accumulator.add(event)
                 if not isinstance(event, StreamEnd | UsageUpdate):
+                    if not self.delivered:
+                        trace.first_chunk()
                     self.delivered = True
                 yield event
         finally:

@@ -70,10 +70,11 @@ class CallTrace:
         request: ChatRequest,
         attempt: int,
         secrets: tuple[str | None, ...] = (),
+        instance: Any = None,
     ) -> None:
         hooks = self.observer.hooks
         if self.span is not None:
-            self.span.request(model, provider, request)
+            self.span.request(model, provider, request, instance)
         if hooks.wants("request"):
             hooks.emit(
                 RequestEvent(
@@ -100,6 +101,11 @@ class CallTrace:
         if self.observer.hooks.wants("retry"):
             self.observer.hooks.emit(RetryEvent(self.call_id, model, attempt, delay, error))
 
+    def first_chunk(self) -> None:
+        """The first piece of a streamed answer arrived."""
+        if self.span is not None:
+            self.span.first_chunk()
+
     def fallback(self, failed: str, nxt: str, error: Exception) -> None:
         if self.span is not None:
             self.span.event("fallback", model=failed, next=nxt, error=error)
@@ -118,7 +124,8 @@ class CallTrace:
             return cost_of(book.card(pricing, model_ref, base_url, block=True), usage)
 
         completion = replace(completion, pricer=price)
-        self.observer.ledger.record(completion, book.card(pricing, model_ref, base_url))
+        card = book.card(pricing, model_ref, base_url)  # never waits: PENDING while loading
+        self.observer.ledger.record(completion, card)
         if self.span is not None:
             self.span.end(completion)
         hooks = self.observer.hooks
@@ -129,7 +136,7 @@ class CallTrace:
         if log.isEnabledFor(logging.INFO):
             u = completion.usage
             log.info(
-                "call %s model=%r provider=%r latency=%.3fs tokens=%s+%s attempts=%d%s",
+                "call %s model=%r provider=%r latency=%.3fs tokens=%s+%s attempts=%d cost=%s%s",
                 "stream" if self.stream else "generate",
                 completion.model,
                 completion.provider,
@@ -137,16 +144,23 @@ class CallTrace:
                 u.prompt_tokens if u.prompt_tokens is not None else "?",
                 u.completion_tokens if u.completion_tokens is not None else "?",
                 completion.attempts,
+                _cost_text(card, u),
                 f" fallback_from={[m for m, _ in completion.failures]!r}"
                 if completion.failures
                 else "",
             )
         return completion
 
+    def stopped(self, reason: BaseException) -> None:
+        """The call ended with neither a result nor one of our errors: a stream the caller
+        closed early, a cancellation, or a foreign exception. Only the span is told."""
+        if self.span is not None:
+            self.span.stop(reason)
+
     def failed(self, error: Exception, latency: float) -> None:
         self.observer.ledger.record_error(self.model)
         if self.span is not None:
-            self.span.fail(error)
+            self.span.fail(error, latency)
         hooks = self.observer.hooks
         if hooks.wants("error"):
             hooks.emit(ErrorEvent(self.call_id, self.model, error, latency, self.stream))
@@ -157,3 +171,11 @@ class CallTrace:
             type(error).__name__,
             latency,
         )
+
+
+def _cost_text(card: Any, usage: Any) -> str:
+    """The log line's cost: known now, or "?" (no price, no usage, or the table still loading)."""
+    if card is None or card is PriceBook.PENDING:
+        return "?"
+    cost = cost_of(card, usage)
+    return "?" if cost is None else f"{cost.amount:.6f}{cost.currency}"

