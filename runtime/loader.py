@@ -458,6 +458,14 @@ def _check_options(providers: _Section, models: _Section, *, strict: bool) -> No
     classes: dict[str, type[Any] | None] = {}
     for name, (config, source) in providers.built.items():
         cls = classes[name] = _class_of(config, source, strict)
+        engines = getattr(cls, "http_engines", None)
+        if cls is not None and engines is not None and config.http_engine not in (None, *engines):
+            source.problem(
+                ("providers", name, "http_engine"),
+                f"{cls.__name__} sends through {' or '.join(sorted(engines))} only, not "
+                f"{config.http_engine!r} (its SDK needs that client): remove http_engine "
+                "here, or use a provider class that speaks HTTP itself",
+            )
         if cls is None or not hasattr(cls, "Options"):
             continue
         owner = f"provider {name!r} ({cls.__name__})"

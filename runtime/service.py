@@ -414,7 +414,9 @@ class LLMRuntime:
         )
         placeholder = api_key or (f"${key_env}" if key_env else None)
         cls = snapshot.provider_class(plan.provider)
-        provider = construct(cls, plan.provider, placeholder, snapshot.base_url(plan), plan.http)
+        provider = construct(
+            cls, plan.provider, placeholder, snapshot.base_url(plan), plan.http, plan.http_engine
+        )
         streaming = stream and cfg.supports_streaming
         try:
             timed = replace(request, connect_timeout=timeouts.connect, read_timeout=timeouts.read)

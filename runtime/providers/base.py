@@ -33,6 +33,13 @@ class LLMProvider(ABC):
 
     #: The name this provider has in providers.yaml (set by the runtime; informational).
     provider_name: str = ""
+    #: The HTTP engine chosen in providers.yaml (``http_engine``: "httpx2" or "aiohttp"; set
+    #: by the runtime before ``configure_http``; None: the default). Providers that speak HTTP
+    #: through the seam build their client on it; others may ignore it.
+    http_engine: str | None = None
+    #: The engines this class can send through (None: any); the loader refuses a provider
+    #: that names another in its own ``http_engine``.
+    http_engines: ClassVar[frozenset[str] | None] = None
     #: Whether ``stream_chat`` yields text as it arrives (False: derived, one chunk).
     streams_natively: ClassVar[bool] = False
     #: The content part types this provider can send (``runtime.types`` part ``type`` tags);

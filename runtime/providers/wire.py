@@ -252,7 +252,9 @@ class WireProvider(ChatProvider):
         """Send this provider's requests through ``transport`` (an ``httpx2.AsyncBaseTransport``,
         e.g. ``httpx2.MockTransport(handler)``) instead of the network, so a protocol's
         encoding and parsing can be tested with no sockets. The seam's bounds, redirect and
-        cookie rules still apply above it. Call it before the first request."""
+        cookie rules still apply above it. Call it before the first request. A transport is
+        an httpx2 one: the provider then runs on the httpx2 engine (``http_engine: aiohttp``
+        with a transport is a ConfigError)."""
         if self._client is not None:
             raise ConfigError(
                 f"{type(self).__name__}.use_transport() must come before the first request"
@@ -267,6 +269,9 @@ class WireProvider(ChatProvider):
         if client is None:
             from ..http import HTTPClient
 
+            engine = self.http_engine
+            if self.http_engines is not None and engine not in self.http_engines:
+                engine = min(self.http_engines)  # a class bound to one library (an SDK's)
             client = self._client = HTTPClient(
                 base_url=self._base,
                 headers=self._headers,
@@ -276,6 +281,7 @@ class WireProvider(ChatProvider):
                 secrets=self.secrets,
                 http=self._http_config,
                 **({"transport": self._transport} if self._transport is not None else {}),
+                engine=engine,
             )
         # The runtime names the provider after construction; errors should carry the name.
         client.provider = self.provider_name or None
