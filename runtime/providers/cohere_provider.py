@@ -25,6 +25,7 @@ in ``tests/wire/test_cohere.py``. Choices:
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -67,12 +68,13 @@ FINISH_REASONS: dict[str, FinishReason] = {
 #: Finish reasons that mean the generation failed, and the HTTP status each stands for.
 _FAILED = {"ERROR": 500, "TIMEOUT": 504}
 _PROTECTED = ("model", "messages", "stream")
+_INVALID_TOKEN = re.compile(r"\binvalid (api )?token\b", re.IGNORECASE)
 
 
 def cohere_error_parser(body: Any) -> ErrorInfo | None:
     """``{"id", "message"}``; "invalid api token" is marked so it maps to an auth error."""
     info = default_error_parser(body)
-    if info is not None and "invalid" in info.message.lower() and "token" in info.message:
+    if info is not None and _INVALID_TOKEN.search(info.message):
         return ErrorInfo(info.message, info.code or "api_key_invalid", info.type)
     return info
 
