@@ -47,7 +47,6 @@ from ..types import (
     ToolResult,
     Usage,
 )
-from ..types.response import ToolArgumentsError, parse_arguments
 from .wire import Route, StreamDecoder, WireProvider
 
 if TYPE_CHECKING:
@@ -127,11 +126,8 @@ class _Reader:
 
     def call(self, index: int, call_id: Any, name: Any, raw: str) -> ToolCallDone:
         name = name if isinstance(name, str) else ""
-        try:
-            arguments = parse_arguments(name, raw)
-        except ToolArgumentsError as exc:
-            raise self.provider.arguments_error(exc, self.request) from None
-        return ToolCallDone(index, ToolCall(str(call_id or f"call_{index}"), name, arguments))
+        call_id = call_id if isinstance(call_id, str) else None
+        return self.provider.tool_call_done(self.request, index, call_id, name, raw)
 
 
 def reply_events(
@@ -179,9 +175,7 @@ class CohereStream(StreamDecoder):
 
     def feed(self, event: SSEEvent) -> Iterable[StreamEvent]:
         provider, request = self._reader.provider, self._reader.request
-        data = provider.parse_event(event, request, what=f"POST {CHAT_PATH}: a stream event")
-        if not isinstance(data, Mapping):
-            raise provider.malformed("a stream event's data is not a JSON object", request)
+        data = provider.event_object(event, request)
         kind = data.get("type") or event.event
         index = data.get("index")
         index = index if isinstance(index, int) and not isinstance(index, bool) else 0
