@@ -5,8 +5,11 @@ in ``tests/wire/test_cohere.py``. Choices:
 
 - ``base_url`` has no ``/v2`` (the SDK's default is ``https://api.cohere.com`` and its
   calls go to ``v2/chat`` under it); the key goes as ``Authorization: Bearer``.
-- Messages keep their roles (``system``, ``user``, ``assistant``, ``tool``); text goes as a
-  string. Reasoning parts are dropped from the input, as for OpenAI Chat Completions.
+- Messages and tools are Chat Completions' shapes in Cohere's v2 API (roles ``system``,
+  ``user``, ``assistant``, ``tool``; ``tool_calls`` with JSON-text arguments; one ``tool``
+  message per result; ``{"type": "function", "function": {...}}`` tools), so
+  ``openai_body`` encodes them; an assistant turn that only calls tools has no ``content``.
+  Reasoning parts are dropped from the input.
 - Replies: ``message.content`` items of type ``text`` are the answer, ``thinking`` items
   (reasoning models) ``ReasoningPart``s; ``tool_plan`` (the model's note on why it calls
   tools) is not part of the answer and is dropped.
@@ -17,14 +20,12 @@ in ``tests/wire/test_cohere.py``. Choices:
   ``delta.error``) are an error inside a 200: raised as a ``ServerError``.
 - Errors are ``{"id", "message"}``; a message saying the token is invalid (Cohere answers
   498 for it) reads as ``AuthenticationError``.
-- Tools go as ``{"type": "function", "function": {name, description, parameters}}``;
-  ``tool_choice`` ``required``/``none`` as ``REQUIRED``/``NONE``; a named choice sends only
+- ``tool_choice`` ``required``/``none`` as ``REQUIRED``/``NONE``; a named choice sends only
   that tool, with ``REQUIRED``. Cohere has no ``parallel_tool_calls``: it is not sent.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -34,19 +35,15 @@ from ..status import ErrorInfo, default_error_parser
 from ..types import (
     ChatRequest,
     FinishReason,
-    Message,
     ReasoningDelta,
-    ReasoningPart,
     StreamEnd,
     StreamEvent,
     TextDelta,
-    TextPart,
-    ToolCall,
     ToolCallDelta,
     ToolCallDone,
-    ToolResult,
     Usage,
 )
+from .openai_body import encode_messages, encode_tools
 from .wire import Route, StreamDecoder, WireProvider
 
 if TYPE_CHECKING:
@@ -217,41 +214,23 @@ class CohereStream(StreamDecoder):
 # --------------------------------------------------------------------------- requests
 
 
-def encode_messages(messages: Iterable[Message]) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    for index, message in enumerate(messages):
-        texts = "".join(p.text for p in message.parts if isinstance(p, TextPart))
-        if message.role == "tool":
-            for part in message.parts:
-                if not isinstance(part, ToolResult):
-                    raise InvalidRequestError(f"messages[{index}]: a tool message holds results")
-                out.append(
-                    {"role": "tool", "tool_call_id": part.tool_call_id, "content": part.content}
-                )
-            continue
-        calls = [_call(p) for p in message.parts if isinstance(p, ToolCall)]
-        other = [p for p in message.parts if not isinstance(p, TextPart | ToolCall | ReasoningPart)]
-        if other or (calls and message.role != "assistant"):
-            kind = other[0].type if other else "tool_call"
-            raise InvalidRequestError(
-                f"messages[{index}]: a {message.role} message cannot carry a {kind} part"
-            )
-        encoded: dict[str, Any] = {"role": message.role}
-        if texts or not calls:
-            encoded["content"] = texts
-        if calls:
-            encoded["tool_calls"] = calls
-        out.append(encoded)
-    return out
-
-
-def _call(part: ToolCall) -> dict[str, Any]:
-    arguments = json.dumps(dict(part.arguments), ensure_ascii=False, separators=(",", ":"))
-    return {
-        "id": part.id,
-        "type": "function",
-        "function": {"name": part.name, "arguments": arguments},
-    }
+def build_body(request: ChatRequest, *, stream: bool) -> dict[str, Any]:
+    """The ``/v2/chat`` body: ``params`` merged, except what the runtime sets itself."""
+    portable = _tools(request)
+    clash = [key for key in (*_PROTECTED, *portable) if key in request.params]
+    if clash:
+        raise InvalidRequestError(
+            f"parameter {clash[0]!r} cannot be passed as an extra parameter: the runtime sets it"
+        )
+    messages = [
+        {k: v for k, v in m.items() if v is not None} for m in encode_messages(request.messages)
+    ]
+    body: dict[str, Any] = {"model": request.model, "messages": messages}
+    if request.temperature is not None:
+        body["temperature"] = request.temperature
+    if request.max_tokens is not None:
+        body["max_tokens"] = request.max_tokens
+    return {**body, **request.params, **portable, "stream": stream}
 
 
 def _tools(request: ChatRequest) -> dict[str, Any]:
@@ -263,35 +242,12 @@ def _tools(request: ChatRequest) -> dict[str, Any]:
         if choice not in (None, "auto", "required", "none")
         else list(request.tools)
     )
-    tools = []
-    for tool in chosen:
-        function: dict[str, Any] = {"name": tool.name, "parameters": tool.schema}
-        if tool.description:
-            function["description"] = tool.description
-        tools.append({"type": "function", "function": function})
-    out: dict[str, Any] = {"tools": tools}
+    out: dict[str, Any] = {"tools": encode_tools(chosen)}
     if choice == "none":
         out["tool_choice"] = "NONE"
     elif choice not in (None, "auto"):
         out["tool_choice"] = "REQUIRED"
     return out
-
-
-def build_body(request: ChatRequest, *, stream: bool) -> dict[str, Any]:
-    clash = [key for key in (*_PROTECTED, *_tools(request)) if key in request.params]
-    if clash:
-        raise InvalidRequestError(
-            f"parameter {clash[0]!r} cannot be passed as an extra parameter: the runtime sets it"
-        )
-    body: dict[str, Any] = {"model": request.model, "messages": encode_messages(request.messages)}
-    if request.temperature is not None:
-        body["temperature"] = request.temperature
-    if request.max_tokens is not None:
-        body["max_tokens"] = request.max_tokens
-    body.update(request.params)
-    body.update(_tools(request))
-    body["stream"] = stream
-    return body
 
 
 # --------------------------------------------------------------------------- provider
