@@ -21,7 +21,8 @@ in ``tests/wire/test_cohere.py``. Choices:
 - Errors are ``{"id", "message"}``; a message saying the token is invalid (Cohere answers
   498 for it) reads as ``AuthenticationError``.
 - ``tool_choice`` ``required``/``none`` as ``REQUIRED``/``NONE``; a named choice sends only
-  that tool, with ``REQUIRED``. Cohere has no ``parallel_tool_calls``: it is not sent.
+  that tool, with ``REQUIRED``. Cohere has no switch for parallel calls:
+  ``parallel_tool_calls=False`` is refused (``InvalidRequestError``), ``True`` not sent.
 """
 
 from __future__ import annotations
@@ -234,6 +235,11 @@ def build_body(request: ChatRequest, *, stream: bool) -> dict[str, Any]:
 
 
 def _tools(request: ChatRequest) -> dict[str, Any]:
+    if request.parallel_tool_calls is False:
+        raise InvalidRequestError(
+            "Cohere cannot be limited to one tool call per turn: leave parallel_tool_calls "
+            "unset and answer every call it makes"
+        )
     if not request.tools:
         return {}
     choice = request.tool_choice

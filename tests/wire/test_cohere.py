@@ -357,11 +357,17 @@ async def test_tools_sent_and_results_encoded(
 )
 def test_tool_choice(choice: str, names: list[str], wire: str | None) -> None:
     p = CohereProvider(api_key=CANARY)
-    request = req(tools=(WEATHER, Tool("other")), tool_choice=choice, parallel_tool_calls=False)
+    request = req(tools=(WEATHER, Tool("other")), tool_choice=choice, parallel_tool_calls=True)
     body = p.describe_request(request)["json"]
     assert [t["function"]["name"] for t in body["tools"]] == names
     assert body.get("tool_choice") == wire
     assert "parallel_tool_calls" not in body
+
+
+def test_parallel_tool_calls_false_is_refused() -> None:
+    p = CohereProvider(api_key=CANARY)
+    with pytest.raises(InvalidRequestError, match="cannot be limited to one tool call per turn"):
+        p.describe_request(req(tools=(WEATHER,), parallel_tool_calls=False))
 
 
 async def test_tool_calls_in_a_reply(provider: CohereProvider, server: LoopbackServer) -> None:
