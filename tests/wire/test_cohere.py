@@ -427,6 +427,7 @@ async def test_tool_arguments_that_are_not_an_object(
         ),
         (401, "invalid api token", AuthenticationError),
         (498, "invalid api token", AuthenticationError),
+        (402, "Please add a payment method to continue", BadRequestError),
         (403, "forbidden", PermissionDeniedError),
         (404, "model 'command-x' not found", NotFoundError),
         (
@@ -459,14 +460,14 @@ async def test_error_statuses(
         assert info.value.retry_after == 2.0
 
 
-@pytest.mark.parametrize(("finish", "text"), [("ERROR", "finish_reason ERROR")])
+@pytest.mark.parametrize("finish", ["ERROR", "TIMEOUT"])
 async def test_error_finish_in_a_200_reply(
-    provider: CohereProvider, server: LoopbackServer, finish: str, text: str
+    provider: CohereProvider, server: LoopbackServer, finish: str
 ) -> None:
     server.queue(Reply(body=chat_body(finish_reason=finish)))
     with pytest.raises(ServerError) as info:
         await provider.chat(req())
-    assert str(info.value).endswith(f"the reply reported an error: {text}")
+    assert str(info.value).endswith(f"the reply reported an error: finish_reason {finish}")
     assert info.value.status_code is None
 
 
