@@ -36,7 +36,7 @@ from ..errors import (
     RuntimeClosedError,
 )
 from ..options import check_option_values
-from ..redact import scrub
+from ..redact import scrub, snippet
 from ..types import (
     Accumulator,
     ChatRequest,
@@ -44,7 +44,10 @@ from ..types import (
     ProviderResponse,
     StreamEvent,
     ToolArgumentsError,
+    ToolCall,
+    ToolCallDone,
 )
+from ..types.response import parse_arguments
 from .base import ChatProvider
 
 if TYPE_CHECKING:
@@ -241,6 +244,27 @@ class WireProvider(ChatProvider):
     ) -> Any:
         """An event's data as JSON (see ``HTTPClient.parse_event``)."""
         return self.http().parse_event(event, model=request.model, what=what)
+
+    def event_object(
+        self, event: SSEEvent, request: ChatRequest, what: str = "a stream event's data"
+    ) -> Mapping[str, Any]:
+        """An event's data as a JSON object; MalformedResponseError for any other JSON."""
+        data = self.parse_event(event, request, what=f"{self.malformed_prefix}{what}")
+        if not isinstance(data, Mapping):
+            shown = snippet(event.data, self.secrets)
+            raise self.malformed(f"{what} is not a JSON object: {shown!r}", request)
+        return data
+
+    def tool_call_done(
+        self, request: ChatRequest, index: int, call_id: str | None, name: str, raw: str
+    ) -> ToolCallDone:
+        """A call whose arguments came as JSON text, complete (``call_{index}`` when it has
+        no id); ours ToolArgumentsError when the text is not a JSON object."""
+        try:
+            arguments = parse_arguments(name, raw)
+        except ToolArgumentsError as exc:
+            raise self.arguments_error(exc, request) from None
+        return ToolCallDone(index, ToolCall(call_id or f"call_{index}", name, arguments))
 
     def configure_http(self, config: HTTPConfig) -> None:
         """Bounds on replies and cookie handling, for this provider's HTTP client."""

@@ -48,7 +48,7 @@ def bundled_key_variables() -> set[str]:
 def canary(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)  # no ./providers.yaml: discovery finds the bundled files
     for name in {*bundled_key_variables(), "OPENAI_API_KEY", "ANTHROPIC_API_KEY",
-                 "GEMINI_API_KEY", "SCRIPTED_SECRET_API_KEY"}:  # fmt: skip
+                 "GEMINI_API_KEY", "COHERE_API_KEY", "SCRIPTED_SECRET_API_KEY"}:  # fmt: skip
         monkeypatch.setenv(name, CANARY)
     # Azure has no default endpoint; a loopback address keeps provider creation offline.
     monkeypatch.setenv("AZURE_OPENAI_ENDPOINT", "http://127.0.0.1:9")
@@ -76,6 +76,7 @@ async def test_provider_instances_do_not_show_the_key(canary: None) -> None:
         assert "runtime.providers.openai_provider.OpenAIProvider" in chosen
         assert "runtime.providers.anthropic_provider.AnthropicProvider" in chosen
         assert "runtime.providers.gemini_provider.GeminiProvider" in chosen
+        assert "runtime.providers.cohere_provider.CohereProvider" in chosen
         for class_path, model in chosen.items():
             provider = rt.provider_for(model)  # no_network (conftest) proves it stays offline
             if (
@@ -166,6 +167,7 @@ PROTOCOLS = {
     "openai": "runtime.providers.openai_provider.OpenAIProvider",
     "anthropic": "runtime.providers.anthropic_provider.AnthropicProvider",
     "gemini": "runtime.providers.gemini_provider.GeminiProvider",
+    "cohere": "runtime.providers.cohere_provider.CohereProvider",
 }
 
 

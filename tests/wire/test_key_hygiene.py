@@ -18,6 +18,7 @@ PROVIDERS = [
     pytest.param("runtime.providers.openai_provider.OpenAIProvider", "/v1", id="openai"),
     pytest.param("runtime.providers.anthropic_provider.AnthropicProvider", "", id="anthropic"),
     pytest.param("runtime.providers.gemini_provider.GeminiProvider", "/v1beta", id="gemini"),
+    pytest.param("runtime.providers.cohere_provider.CohereProvider", "", id="cohere"),
 ]
 
 
@@ -62,6 +63,7 @@ WIRE_CLASSES = [
     pytest.param("runtime.providers.openai_sdk_provider.OpenAISDKProvider", id="sdk"),
     pytest.param("runtime.providers.anthropic_provider.AnthropicProvider", id="anthropic"),
     pytest.param("runtime.providers.gemini_provider.GeminiProvider", id="gemini"),
+    pytest.param("runtime.providers.cohere_provider.CohereProvider", id="cohere"),
 ]
 
 
