@@ -143,7 +143,7 @@ def build_cases() -> dict[str, Callable[[], Awaitable[object]]]:
         async def post_json(self, *args: Any, **kwargs: Any) -> Any:
             return REPLY_OBJECT  # parsed already: no HTTP or JSON work is counted
 
-    stub_provider._client = _Stub()  # type: ignore[attr-defined]
+    stub_provider._client = _Stub()
 
     async def service_stubbed() -> object:
         return await stubbed.generate(model="m", prompt="hi")

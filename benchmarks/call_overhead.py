@@ -112,7 +112,7 @@ async def main(calls: int, concurrency: int) -> None:
     }
     for call in cases.values():  # warm up pools and caches
         await _timed(min(200, calls), concurrency, call)
-    results = {}
+    results: dict[str, float] = {}
     for _ in range(3):  # interleaved rounds; keep the best of each
         for name, call in cases.items():
             elapsed = await _timed(calls, concurrency, call)

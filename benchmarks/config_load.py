@@ -26,6 +26,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -57,6 +58,64 @@ def timed(action: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
+def measure(sizes: list[int], rounds: int) -> dict[str, Any]:
+    """Both sides at each size, in ``rounds`` interleaved rounds; medians and ratios.
+
+    A size the loader refuses (a size or node cap) is reported with its message, not timed.
+    """
+    from runtime.errors import ConfigError
+
+    providers = resources.bundled_path("providers.yaml")
+    # Without libyaml the baseline is the pure-Python SafeLoader (a different comparison).
+    bare_loader = yaml.CSafeLoader if yaml.__with_libyaml__ else yaml.SafeLoader
+    results: dict[str, Any] = {
+        "pyyaml": yaml.__version__,
+        "libyaml": bool(yaml.__with_libyaml__),
+        "rounds": rounds,
+        "sizes": {},
+    }
+    with tempfile.TemporaryDirectory() as directory:
+        files = {}
+        for size in sorted(sizes):
+            path = Path(directory) / f"models-{size}.yaml"
+            path.write_text(catalog(size), encoding="utf-8")
+            entry: dict[str, Any] = {"mib": path.stat().st_size / (1024 * 1024)}
+            results["sizes"][str(size)] = entry
+            # One load first: imports, caches, and a check that the catalog is valid.
+            try:
+                loaded = loader.load_catalog(providers, path, environ={})
+            except ConfigError as exc:
+                entry["refused"] = str(exc).splitlines()[0][:200]
+                continue
+            assert len(loaded.models) == size, (size, len(loaded.models))
+            files[size] = path
+        bare: dict[int, list[float]] = {size: [] for size in files}
+        ours: dict[int, list[float]] = {size: [] for size in files}
+        for _ in range(rounds):  # interleaved: each round measures every size both ways
+            for size, path in files.items():
+                text = path.read_text(encoding="utf-8")
+                bare[size].append(timed(lambda: yaml.load(text, Loader=bare_loader)))  # noqa: B023
+                ours[size].append(timed(lambda: loader.load_catalog(providers, path, environ={})))  # noqa: B023
+    for size in files:
+        ratios = [o / b for o, b in zip(ours[size], bare[size], strict=True)]
+        results["sizes"][str(size)].update(
+            bare_s=statistics.median(bare[size]),
+            loader_s=statistics.median(ours[size]),
+            ratio=statistics.median(ratios),
+            ratio_min=min(ratios),
+            ratio_max=max(ratios),
+        )
+    timed_sizes = sorted(files)
+    if len(timed_sizes) > 1:
+        small, large = timed_sizes[0], timed_sizes[-1]
+        per_model = [statistics.median(ours[s]) / s for s in (small, large)]
+        results["scaling"] = per_model[1] / per_model[0]
+        # The same for the bare parse: how much of any growth is Python's heap, not ours.
+        bare_per_model = [statistics.median(bare[s]) / s for s in (small, large)]
+        results["bare_scaling"] = bare_per_model[1] / bare_per_model[0]
+    return results
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--models", type=int, nargs="+", default=[1000, 10_000])
@@ -65,48 +124,28 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     sizes: list[int] = [20, 200] if args.smoke else sorted(args.models)
     rounds: int = 1 if args.smoke else args.rounds
-    providers = resources.bundled_path("providers.yaml")
+    results = measure(sizes, rounds)
     print(f"python {sys.version.split()[0]}, PyYAML {yaml.__version__}, ", end="")
     print(f"libyaml {'yes' if yaml.__with_libyaml__ else 'NO: both sides parse in pure Python'}")
-    # Without libyaml the baseline is the pure-Python SafeLoader (a different comparison).
-    bare_loader = yaml.CSafeLoader if yaml.__with_libyaml__ else yaml.SafeLoader
-
-    with tempfile.TemporaryDirectory() as directory:
-        files = {}
-        mib = {}
-        for size in sizes:
-            path = Path(directory) / f"models-{size}.yaml"
-            path.write_text(catalog(size), encoding="utf-8")
-            files[size] = path
-            mib[size] = path.stat().st_size / (1024 * 1024)
-        # One load of each first: imports, caches, and a check that the catalog is valid.
-        for size, path in files.items():
-            loaded = loader.load_catalog(providers, path, environ={})
-            assert len(loaded.models) == size, (size, len(loaded.models))
-        bare: dict[int, list[float]] = {size: [] for size in sizes}
-        ours: dict[int, list[float]] = {size: [] for size in sizes}
-        for _ in range(rounds):  # interleaved: each round measures every size both ways
-            for size, path in files.items():
-                text = path.read_text(encoding="utf-8")
-                bare[size].append(timed(lambda: yaml.load(text, Loader=bare_loader)))  # noqa: B023
-                ours[size].append(timed(lambda: loader.load_catalog(providers, path, environ={})))  # noqa: B023
-
     print(f"{rounds} interleaved round(s); medians; ratio = loader / bare parse")
     print(f"{'models':>8} {'file':>9} {'bare ms':>9} {'loader ms':>10} {'ratio':>6}  range")
     for size in sizes:
-        ratios = [o / b for o, b in zip(ours[size], bare[size], strict=True)]
+        r = results["sizes"][str(size)]
+        if "refused" in r:
+            print(f"{size:>8,} {r['mib']:>5.1f} MiB  refused: {r['refused']}")
+            continue
         print(
-            f"{size:>8,} {mib[size]:>5.1f} MiB "
-            f"{statistics.median(bare[size]) * 1e3:>9.1f} "
-            f"{statistics.median(ours[size]) * 1e3:>10.1f} "
-            f"{statistics.median(ratios):>6.2f}  {min(ratios):.2f}-{max(ratios):.2f}"
+            f"{size:>8,} {r['mib']:>5.1f} MiB "
+            f"{r['bare_s'] * 1e3:>9.1f} "
+            f"{r['loader_s'] * 1e3:>10.1f} "
+            f"{r['ratio']:>6.2f}  {r['ratio_min']:.2f}-{r['ratio_max']:.2f}"
         )
-    small, large = sizes[0], sizes[-1]
-    if large > small:
-        per_model = [statistics.median(ours[s]) / s for s in (small, large)]
+    if "scaling" in results:
+        small, large = sizes[0], sizes[-1]
         print(
             f"scaling: time per model at {large:,} / at {small:,} = "
-            f"{per_model[1] / per_model[0]:.2f} (1.00 is linear)"
+            f"{results['scaling']:.2f} (1.00 is linear; the bare parse: "
+            f"{results['bare_scaling']:.2f})"
         )
     return 0
 

@@ -196,13 +196,16 @@ def load_runtime(
     *,
     strict: bool = False,
     environ: Mapping[str, str] | None = None,
+    watch: bool = False,
 ) -> LLMRuntime:
     """Load and validate the YAML catalog and return a runtime over it.
 
     Paths default to ``$LLM_RUNTIME_PROVIDERS`` / ``$LLM_RUNTIME_MODELS``, then
     ``./providers.yaml`` / ``./models.yaml``, then the bundled catalog. Raises ConfigError
     listing every problem. ``strict`` also imports every provider class and checks that
-    every API key variable is set.
+    every API key variable is set. ``watch`` reloads the catalog when its files change
+    (``LLMRuntime.watch()`` with its defaults, started now if an event loop is running,
+    else when the runtime is first used in one); off by default.
     """
     from .loader import load_catalog
     from .service import LLMRuntime
@@ -212,4 +215,7 @@ def load_runtime(
 
     runtime = LLMRuntime(read(), environ=environ)
     runtime._source = read  # what reload() reads again
+    if watch:
+        runtime._watch_pending = True
+        runtime._start_pending_watch()
     return runtime

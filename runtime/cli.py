@@ -218,17 +218,48 @@ def _redacted(rt: Any, data: Any) -> Any:
 
 
 def _cmd_models(args: argparse.Namespace, out: TextIO) -> int:
+    from . import listing
+    from .pricing import PriceBook
+
     rt = _load(args)
-    if args.json:
-        data = [m.model_dump(mode="json", exclude_defaults=True) for m in rt.models.values()]
-        out.write(json.dumps(_redacted(rt, data), indent=2) + "\n")
-        return EXIT_OK
-    rows = [["MODEL", "PROVIDER", "PROVIDER MODEL", "STREAM", "LABEL"]]
+    book = PriceBook() if listing.genai_prices_installed() else None
+    near = tuple(rt.catalog.sources)
+    rows = [["MODEL", "PROVIDER", "PROVIDER MODEL", "STREAM", *_FEATURE_HEADS, "PRICE", "LABEL"]]
+    data = []
     for m in rt.models.values():
+        provider = rt.providers[m.provider]
+        cls = listing.provider_class(provider, near)
+        supports = listing.supports(m, cls)
+        card = listing.price_card(m, provider, cls, book)
+        source = listing.price_source(card)
+        if args.json:
+            entry = m.model_dump(mode="json", exclude_defaults=True)
+            entry |= {"supports": supports, "price_source": source}
+            entry["price"] = listing.price_data(card)
+            data.append(entry)
+            continue
         stream = "yes" if m.supports_streaming else "no"
-        rows.append([m.id, m.provider, m.provider_model, stream, m.label])
-    _table(rows, out)
+        cells = [_cell(supports[name]) for name in _FEATURES]
+        rows.append([m.id, m.provider, m.provider_model, stream, *cells, source, m.label])
+    if args.json:
+        out.write(json.dumps(_redacted(rt, data), indent=2) + "\n")
+    else:
+        _table(rows, out)
     return EXIT_OK
+
+
+#: ``supports`` keys shown by ``models`` and their column heads.
+_FEATURES = ("tools", "parallel_tool_calls", "images", "structured_output", "reasoning")
+_FEATURE_HEADS = ("TOOLS", "PARALLEL", "IMAGES", "SCHEMA", "REASONING")
+
+
+def _cell(value: bool | str | None) -> str:
+    """A capability as a table cell: yes/no, a mode, or ? when the model declares none."""
+    if value is None:
+        return "?"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return value
 
 
 def _cmd_providers(args: argparse.Namespace, out: TextIO) -> int:

@@ -13,10 +13,12 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = [
+    "HTTP_ENGINES",
     "SCHEMA_DIALECT",
     "Capabilities",
     "Catalog",
     "HTTPConfig",
+    "HTTPEngine",
     "LimitsConfig",
     "ModelConfig",
     "PricingConfig",
@@ -115,6 +117,11 @@ class LimitsConfig(_Frozen):
     )
 
 
+#: The HTTP engines under the seam (``runtime.http``): httpx2 (the default) or aiohttp (the
+#: ``aiohttp`` extra). The names are the YAML's ``http_engine`` values.
+HTTPEngine = Literal["httpx2", "aiohttp"]
+HTTP_ENGINES: tuple[HTTPEngine, ...] = ("httpx2", "aiohttp")
+
 _KiB = 1024
 _MiB = 1024 * _KiB
 
@@ -161,6 +168,12 @@ class RuntimeSettings(_Frozen):
     http: HTTPConfig | None = Field(
         None, description="Default bounds on replies and HTTP client behaviour."
     )
+    http_engine: HTTPEngine | None = Field(
+        None,
+        description="The HTTP library under every provider's client: httpx2 (the default) or "
+        "aiohttp (pip install 'llm-runtime[aiohttp]'; higher throughput). Same limits, "
+        "timeouts and errors on both.",
+    )
 
 
 class ProviderConfig(_Frozen):
@@ -197,6 +210,11 @@ class ProviderConfig(_Frozen):
         None,
         description="Bounds on replies and HTTP client behaviour for this provider (merged "
         "field by field over settings.http).",
+    )
+    http_engine: HTTPEngine | None = Field(
+        None,
+        description="The HTTP library under this provider's client (overrides "
+        "settings.http_engine): httpx2 or aiohttp (pip install 'llm-runtime[aiohttp]').",
     )
 
     @field_validator("base_url")

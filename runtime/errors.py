@@ -260,8 +260,11 @@ class ProviderError(LLMRuntimeError):
         status_code: int | None = None,
         vendor_code: str | None = None,
         retry_after: float | None = None,
+        retryable: bool | None = None,
     ) -> None:
         self.message = message
+        if retryable is not None:  # else the class's default (a 429 is, an exhausted quota not)
+            self.retryable = retryable
         self.provider = provider
         self.model = model
         self.status_code = status_code

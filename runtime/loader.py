@@ -10,46 +10,47 @@ The check is done twice over only when it fails. A file is first validated by th
 models themselves, strictly (no coercion, keys by their YAML names): when that passes, the
 JSON Schemas generated from the same models pass too, and the objects are the ones built.
 When it fails, jsonschema (imported only then) explains the file against the JSON Schemas,
-exactly as a config author's editor does, and pydantic adds what a schema cannot say.
+exactly as a config author's editor does (``runtime.schemas`` words it), and pydantic adds
+what a schema cannot say.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import pathlib
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from functools import cache
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
 from . import resources
 from .config import (
-    _DOTTED,
-    _ENV_NAME,
     _NAME,
     Catalog,
     ModelConfig,
     ProviderConfig,
     RuntimeSettings,
     TemplateConfig,
-    models_file_schema,
-    providers_file_schema,
 )
 from .errors import ConfigError, ConfigProblem, UnknownModelError
 from .options import option_problems
 from .providers import registry
 from .request import RESERVED
+from .schemas import (
+    Kind,
+    describe,
+    explain,
+    file_schema,
+    hint,
+    schema_text,
+    validator,
+    write_schemas,
+)
 from .suggest import did_you_mean
 from .templates import template_problem
 from .yamlpos import Limits, Path, PositionMap, YAMLReadError, format_path, load_yaml_file
-
-if TYPE_CHECKING:  # jsonschema is imported when a file needs explaining, not before
-    from jsonschema import Draft202012Validator
-    from jsonschema.exceptions import ValidationError as SchemaError
 
 __all__ = [
     "ENV_VARS",
@@ -61,63 +62,12 @@ __all__ = [
     "write_schemas",
 ]
 
-Kind = Literal["providers", "models"]
-
 #: Environment variables that name the files when no path is passed.
 ENV_VARS: dict[Kind, str] = {
     "providers": "LLM_RUNTIME_PROVIDERS",
     "models": "LLM_RUNTIME_MODELS",
 }
 _FILE_NAMES: dict[Kind, str] = {"providers": "providers.yaml", "models": "models.yaml"}
-_PATTERN_HINTS = {
-    _ENV_NAME: "is not an environment variable name (letters, digits and _, not starting "
-    "with a digit)",
-    _DOTTED: "is not a dotted import path like package.module.Class",
-    _NAME: "is not a valid name (letters, digits and . _ : / @ + -, starting with a letter "
-    "or digit)",
-}
-_TYPE_NAMES = {
-    "string": "a string",
-    "number": "a number",
-    "integer": "an integer",
-    "boolean": "a boolean (true or false)",
-    "object": "a mapping",
-    "array": "a list",
-    "null": "null",
-}
-
-# --------------------------------------------------------------------------- schemas
-
-
-def file_schema(kind: Kind) -> dict[str, Any]:
-    """The JSON Schema (2020-12) of providers.yaml or models.yaml, generated from config."""
-    return providers_file_schema() if kind == "providers" else models_file_schema()
-
-
-def schema_text(kind: Kind) -> str:
-    """``file_schema(kind)`` as the committed file holds it: indented JSON and a newline."""
-    return json.dumps(file_schema(kind), indent=2) + "\n"
-
-
-def write_schemas(directory: str | os.PathLike[str]) -> list[pathlib.Path]:
-    """Write ``providers.schema.json`` and ``models.schema.json`` into ``directory``."""
-    target = pathlib.Path(directory)
-    target.mkdir(parents=True, exist_ok=True)
-    written = []
-    for kind in ("providers", "models"):
-        path = target / f"{kind}.schema.json"
-        path.write_text(schema_text(kind), encoding="utf-8")
-        written.append(path)
-    return written
-
-
-@cache
-def _validator(kind: Kind) -> Draft202012Validator:
-    from jsonschema import Draft202012Validator
-
-    return Draft202012Validator(file_schema(kind))
-
-
 _ENTRY_MODELS: dict[Kind, tuple[type[BaseModel], str]] = {
     "providers": (ProviderConfig, "name"),
     "models": (ModelConfig, "id"),
@@ -165,119 +115,6 @@ def _prevalidated(kind: Kind, data: dict[str, Any]) -> dict[str, BaseModel] | No
     except ValidationError:
         return None
     return built
-
-
-# --------------------------------------------------------------------------- messages
-
-
-def _show(value: Any) -> str:
-    """A value as a config author wrote it: 'text', 3, true, null, a mapping."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return repr(value if len(value) <= 40 else value[:37] + "...")
-    if isinstance(value, int | float):
-        return repr(value)
-    return "a mapping" if isinstance(value, dict) else "a list"
-
-
-def _describe(value: Any) -> str:
-    """``a string ('hot')``, ``an integer (3)``, ``null``, ``a list``."""
-    if value is None:
-        return "null"
-    if isinstance(value, dict | list):
-        return _show(value)
-    kind = {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}
-    return f"{kind.get(type(value), type(value).__name__)} ({_show(value)})"
-
-
-def _either(types: Iterable[str]) -> str:
-    names = list(dict.fromkeys(_TYPE_NAMES.get(t, t) for t in types))
-    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
-
-
-def _hint(suggestion: str | None) -> str:
-    return f" (did you mean {suggestion!r}?)" if suggestion else ""
-
-
-_Found = tuple[Path, str, bool]  # (path, message, point at the key rather than the value)
-
-
-def _explain(error: SchemaError) -> list[_Found]:
-    """One schema error as (path, message, at_key) rows written for a person."""
-    path: Path = tuple(error.absolute_path)
-    rule = error.validator
-    limit: Any = error.validator_value
-    value: Any = error.instance
-    if rule in ("anyOf", "oneOf"):
-        return _explain_choice(error, path)
-    if rule == "additionalProperties" and isinstance(value, dict):
-        known = list(error.schema.get("properties", {})) if isinstance(error.schema, dict) else []
-        return [
-            ((*path, key), f"unknown key {key!r}{_hint(did_you_mean(key, known))}", True)
-            for key in value
-            if key not in known
-        ]
-    if rule == "required" and isinstance(value, dict):
-        return [(path, f"missing required key {k!r}", True) for k in limit if k not in value]
-    if rule == "type":
-        return [
-            (
-                path,
-                f"expected {_either([limit] if isinstance(limit, str) else limit)}, "
-                f"got {_describe(value)}",
-                False,
-            )
-        ]
-    if rule == "enum" and len(limit) == 1:
-        return [(path, f"must be {_show(limit[0])}, got {_show(value)}", False)]
-    if rule == "enum":
-        return [(path, f"{_show(value)} is not one of {', '.join(map(_show, limit))}", False)]
-    bounds = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">", "exclusiveMaximum": "<"}
-    if rule in bounds:
-        return [(path, f"must be {bounds[str(rule)]} {_show(limit)}, got {_show(value)}", False)]
-    if rule == "pattern":
-        hint = _PATTERN_HINTS.get(limit, f"does not match the pattern {limit}")
-        if "propertyNames" in error.relative_schema_path:  # the key itself is misnamed
-            return [((*path, value), f"{_show(value)} {hint}", True)]
-        field_name = str(path[-1]) if path else ""
-        if field_name.endswith("api_key_env"):
-            # The value may be the key itself, pasted in the wrong field: never echo it.
-            return [
-                (
-                    path,
-                    f"the value {hint}: name the variable that holds the key here, "
-                    "not the key itself",
-                    False,
-                )
-            ]
-        if limit == _ENV_NAME and not field_name.endswith("_env"):
-            hint = "is not a parameter name (letters, digits and _, not starting with a digit)"
-        return [(path, f"{_show(value)} {hint}", False)]
-    return [(path, error.message, False)]
-
-
-def _explain_choice(error: SchemaError, path: Path) -> list[_Found]:
-    """anyOf/oneOf (nullable fields): report the branch the value was meant for."""
-    branches: dict[Any, list[SchemaError]] = {}
-    for sub in error.context or ():
-        branches.setdefault(sub.relative_schema_path[0], []).append(sub)
-
-    def wrong_type(errors: list[SchemaError]) -> bool:
-        return len(errors) == 1 and errors[0].validator == "type" and not errors[0].relative_path
-
-    for errors in branches.values():
-        if not wrong_type(errors):  # the value has this branch's type: its details matter
-            return [found for sub in errors for found in _explain(sub)]
-    expected: list[str] = []
-    for errors in branches.values():
-        limit: Any = errors[0].validator_value
-        expected.extend([limit] if isinstance(limit, str) else limit)
-    if not expected:
-        return [(path, error.message, False)]
-    return [(path, f"expected {_either(expected)}, got {_describe(error.instance)}", False)]
 
 
 # --------------------------------------------------------------------------- one file
@@ -329,14 +166,14 @@ def _read(path: str | os.PathLike[str], kind: Kind, limits: Limits) -> _Source:
         return source
     if not isinstance(data, dict):
         source.problem(
-            (), f"the top level must be a mapping with a '{kind}:' key, got {_describe(data)}"
+            (), f"the top level must be a mapping with a '{kind}:' key, got {describe(data)}"
         )
         return source
     source.data = data
     source.prebuilt = _prevalidated(kind, data)
     if source.prebuilt is None:
-        for error in _validator(kind).iter_errors(data):
-            for error_path, message, at_key in _explain(error):
+        for error in validator(kind).iter_errors(data):
+            for error_path, message, at_key in explain(error):
                 source.problem(error_path, message, at_key=at_key)
     return source
 
@@ -477,14 +314,14 @@ def _check_references(providers: _Section, models: _Section) -> None:
         base: Path = ("models", mid)
         provider = entry.get("provider")
         if isinstance(provider, str) and providers.complete and provider not in provider_names:
-            hint = _hint(did_you_mean(provider, provider_names))
-            source.problem((*base, "provider"), f"unknown provider {provider!r}{hint}")
+            near = hint(did_you_mean(provider, provider_names))
+            source.problem((*base, "provider"), f"unknown provider {provider!r}{near}")
         for i, fallback in _strings(entry.get("fallbacks")):
             if fallback == mid:
                 source.problem((*base, "fallbacks", i), "a model cannot be its own fallback")
             elif models.complete and fallback not in models.raw:
-                hint = _hint(did_you_mean(fallback, model_ids))
-                source.problem((*base, "fallbacks", i), f"unknown model {fallback!r}{hint}")
+                near = hint(did_you_mean(fallback, model_ids))
+                source.problem((*base, "fallbacks", i), f"unknown model {fallback!r}{near}")
         unsupported = _strings(entry.get("unsupported_params"))
         for kind in ("fixed_params", "extra_params"):
             params = entry.get(kind)
@@ -649,6 +486,14 @@ def _check_options(providers: _Section, models: _Section, *, strict: bool) -> No
             classes[name] = _SHIPPED
             continue
         cls = classes[name] = _class_of(config, source, strict)
+        engines = getattr(cls, "http_engines", None)
+        if cls is not None and engines is not None and config.http_engine not in (None, *engines):
+            source.problem(
+                ("providers", name, "http_engine"),
+                f"{cls.__name__} sends through {' or '.join(sorted(engines))} only, not "
+                f"{config.http_engine!r} (its SDK needs that client): remove http_engine "
+                "here, or use a provider class that speaks HTTP itself",
+            )
         if cls is None or not hasattr(cls, "Options"):
             continue
         owner = f"provider {name!r} ({cls.__name__})"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -269,7 +270,25 @@ def _merged(
         extra["max_tokens"] = extra.pop(cfg.max_tokens_param)
     params.update(extra)
     params.update(explicit)
+    _check_finite(params)
     return params, _apply_policy(cfg, params, explicit)
+
+
+def _check_finite(params: Mapping[str, Any]) -> None:
+    """Refuse NaN and infinities anywhere in the parameters: JSON has no way to carry them
+    (Python's encoder would write ``NaN``, which no vendor parses). Iterative: a deeply
+    nested value cannot reach the recursion limit here."""
+    todo: list[tuple[str, Any]] = list(params.items())
+    while todo:
+        where, value = todo.pop()
+        if type(value) is float and not math.isfinite(value):
+            raise InvalidRequestError(
+                f"{where}: {value!r} is not a finite number (JSON cannot carry it)"
+            )
+        if isinstance(value, Mapping):
+            todo += ((f"{where}.{k}", v) for k, v in value.items())
+        elif isinstance(value, list | tuple):
+            todo += ((f"{where}[{i}]", v) for i, v in enumerate(value))
 
 
 def _check_types(explicit: Mapping[str, Any]) -> None:

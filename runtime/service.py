@@ -5,21 +5,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from .config import Catalog, ModelConfig, ProviderConfig
 from .engine.call import Call, CallArgs
+from .engine.explain import explain
 from .engine.observe import Observer
-from .engine.resolve import Instances, ModelPlan, Snapshot, Timing, construct, provider_key
+from .engine.reload import successor, watch_files
+from .engine.resolve import Instances, ModelPlan, Snapshot, Timing
 from .errors import LLMRuntimeError, RuntimeClosedError
 from .hooks import Hook, HookKind, Hooks
 from .providers.base import LLMProvider
-from .redact import redact
 from .request import build_request
-from .types import ChatRequest, Completion, Message, StreamEvent, TextDelta
+from .streams import CompletionStream, EventStream
+from .types import ChatRequest, Completion, Message
 
 if TYPE_CHECKING:
     from .ledger import UsageLedger
@@ -30,63 +30,6 @@ __all__ = ["CompletionStream", "EventStream", "LLMRuntime"]
 log = logging.getLogger("runtime")
 
 Messages = Iterable[Message | Mapping[str, Any]]
-
-
-class _CallStream:
-    """An async iterator over one streamed call; ``completion`` is set when it has ended."""
-
-    def __init__(self, call: Call) -> None:
-        self._call = call
-        self._events = call.events()
-
-    async def aclose(self) -> None:
-        """Stop the stream and release its connection and limiter slot."""
-        await self._events.aclose()
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
-    @property
-    def completion(self) -> Completion | None:
-        """The whole result (text, tool calls, usage...), once the stream has ended normally."""
-        return self._call.completion
-
-
-class CompletionStream(_CallStream):
-    """An async iterator of text deltas; after it ends, ``completion`` holds the whole result.
-
-    ``async for delta in rt.stream(...)`` yields ``str`` pieces as they arrive. To leave the
-    loop early and free the connection and the limiter slot at once, use
-    ``async with rt.stream(...) as stream:`` or call ``await stream.aclose()``; otherwise they
-    are freed when the stream object is garbage-collected.
-    """
-
-    def __aiter__(self) -> CompletionStream:
-        return self
-
-    async def __anext__(self) -> str:
-        while True:
-            event = await self._events.__anext__()
-            if isinstance(event, TextDelta) and event.text:
-                return event.text
-
-    async def __aenter__(self) -> CompletionStream:
-        return self
-
-
-class EventStream(_CallStream):
-    """An async iterator of typed events (``runtime.types``): text, reasoning and tool-call
-    deltas, complete tool calls, usage updates and the final ``StreamEnd``. Event kinds a
-    consumer does not know should be ignored: more may be added."""
-
-    def __aiter__(self) -> EventStream:
-        return self
-
-    async def __anext__(self) -> StreamEvent:
-        return await self._events.__anext__()
-
-    async def __aenter__(self) -> EventStream:
-        return self
 
 
 class LLMRuntime:
@@ -110,6 +53,8 @@ class LLMRuntime:
         #: How reload() reads the catalog again (set by load_runtime; None: no files).
         self._source: Callable[[], Catalog] | None = None
         self._watcher: asyncio.Task[None] | None = None
+        #: load_runtime(watch=True) outside an event loop: start watching in the first one.
+        self._watch_pending = False
         self._reload_lock: asyncio.Lock | None = None
 
     # ------------------------------------------------------------------ reload
@@ -133,15 +78,7 @@ class LLMRuntime:
                         "new catalog to reload(catalog)"
                     )
                 catalog = await asyncio.to_thread(self._source)
-            old = self._snapshot
-            new = Snapshot(catalog, environ=self._environ, timing=old.timing, previous=old)
-            keep = set()
-            for model in catalog.models.values():
-                try:
-                    config = new.provider_config(model)
-                except LLMRuntimeError:
-                    continue
-                keep.add((config.name, provider_key(config)))
+            new, keep = successor(self._snapshot, catalog, self._environ)
             self._snapshot = new  # one reference: a call sees the old or the new, never half
             retired = self._instances.retire_unless(keep)
             log.info(
@@ -161,37 +98,10 @@ class LLMRuntime:
         self._check_open()
         if self._watcher is None or self._watcher.done():
             self._watcher = asyncio.get_running_loop().create_task(
-                self._watch(interval, debounce), name="llm-runtime-watch"
+                watch_files(lambda: self.catalog.sources, self.reload, interval, debounce),
+                name="llm-runtime-watch",
             )
         return self._watcher
-
-    async def _watch(self, interval: float, debounce: float) -> None:
-        def stamps() -> dict[str, float | None]:
-            out: dict[str, float | None] = {}
-            for source in self.catalog.sources:
-                try:
-                    out[source] = os.stat(source).st_mtime_ns
-                except OSError:
-                    out[source] = None
-            return out
-
-        seen = stamps()
-        while True:
-            await asyncio.sleep(interval)
-            now = stamps()
-            if now == seen:
-                continue
-            await asyncio.sleep(debounce)
-            if stamps() != now:
-                continue  # still being written: look again next round
-            seen = now
-            try:
-                await self.reload()
-            except LLMRuntimeError as exc:
-                log.warning(
-                    "reload after a file change failed; keeping the running config: %s", exc
-                )
-                seen = stamps()
 
     # ------------------------------------------------------------------ observing
 
@@ -207,6 +117,29 @@ class LLMRuntime:
             return self._observer.hooks.add(kind, hook)
 
         return register
+
+    def enable_tracing(
+        self,
+        tracer_provider: Any = None,
+        meter_provider: Any = None,
+        *,
+        capture_content: bool = False,
+    ) -> None:
+        """Trace every call with OpenTelemetry, by the GenAI semantic conventions.
+
+        The global providers are used unless given; message content is recorded only with
+        ``capture_content=True``. Needs ``pip install 'llm-runtime[otel]'`` (see
+        ``runtime.tracing``); ``disable_tracing()`` stops it.
+        """
+        from .tracing import Tracer
+
+        self._observer.tracer = Tracer(
+            tracer_provider, meter_provider, capture_content=capture_content
+        )
+
+    def disable_tracing(self) -> None:
+        """Stop tracing calls started from now on."""
+        self._observer.tracer = None
 
     @property
     def usage(self) -> UsageLedger:
@@ -272,6 +205,8 @@ class LLMRuntime:
         stream: bool,
     ) -> Call:
         self._check_open()
+        if self._watch_pending:
+            self._start_pending_watch()
         snapshot = self._snapshot  # one snapshot for the whole call, whatever reloads
         primary = snapshot.model(model)
         args = CallArgs.split(
@@ -373,54 +308,7 @@ class LLMRuntime:
 
         ``parameter_policy`` lists what the model's policy dropped or pinned, and why.
         """
-        cfg = self.model(model)
-        snapshot = self._snapshot
-        plan = snapshot.plan(cfg)
-        template = kwargs.get("template")
-        args = CallArgs.split(
-            prompt,
-            messages,
-            kwargs.pop("temperature", None),
-            kwargs.pop("max_tokens", None),
-            kwargs,
-            snapshot.catalog.templates,
-        )
-        request, notes = args.request_for(cfg)
-        timeouts = plan.timeouts
-        key_env = plan.key_env
-        api_key = args.api_key or (
-            snapshot.api_key(plan) if key_env and snapshot.env(key_env) else None
-        )
-        placeholder = api_key or (f"${key_env}" if key_env else None)
-        cls = snapshot.provider_class(plan.provider)
-        provider = construct(cls, plan.provider, placeholder, snapshot.base_url(plan), plan.http)
-        streaming = stream and cfg.supports_streaming
-        try:
-            timed = replace(request, connect_timeout=timeouts.connect, read_timeout=timeouts.read)
-            described = provider.describe_request(timed, stream=streaming)
-        finally:
-            await provider.aclose()
-        if args.api_key:
-            key_state = "given for this call"
-        else:
-            key_state = "set" if api_key else ("unset" if key_env else "not needed")
-        return {
-            "model": cfg.id,
-            "provider": plan.provider.name,
-            "class": f"{cls.__module__}.{cls.__qualname__}",
-            "api_key_env": key_env,
-            "api_key": key_state,
-            "stream": streaming,
-            "timeout": args.timeout if args.timeout is not None else timeouts.total,
-            "parameter_policy": [str(note) for note in notes],
-            **({"template": template} if template is not None else {}),
-            "messages": redact(
-                [m.to_dict() for m in request.messages], secrets=[api_key] if api_key else ()
-            ),
-            "request": redact(
-                described, getattr(provider, "secret_headers", ()), [api_key] if api_key else ()
-            ),
-        }
+        return await explain(self._snapshot, self.model(model), prompt, messages, stream, kwargs)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -452,7 +340,18 @@ class LLMRuntime:
 
     async def __aenter__(self) -> LLMRuntime:
         self._check_open()
+        if self._watch_pending:
+            self._start_pending_watch()
         return self
+
+    def _start_pending_watch(self) -> None:
+        """Start the watcher ``load_runtime(watch=True)`` asked for, once a loop runs."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return  # still no loop (e.g. stream() built outside one): the next call tries
+        self._watch_pending = False
+        self.watch()
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()

@@ -235,11 +235,19 @@ def _error(
         "vendor_code": code or kind,
     }
     markers = " ".join(x for x in (code, kind) if x).lower()
+    return _typed(status, markers, message, retry_after, common)
+
+
+def _typed(
+    status: int, markers: str, message: str, retry_after: float | None, common: dict[str, Any]
+) -> ProviderError:
+    """The error kind of an HTTP status and the vendor's code/type words (``markers``)."""
     if status == 429 or "rate_limit" in markers or "resource_exhausted" in markers:
-        error = RateLimitError(message, retry_after=retry_after, **common)
-        if "insufficient_quota" in markers:
-            error.retryable = False  # waiting does not refill a quota (fallbacks still try)
-        return error
+        # Waiting does not refill an exhausted quota: not retried (fallbacks still try).
+        quota = "insufficient_quota" in markers
+        return RateLimitError(
+            message, retry_after=retry_after, retryable=False if quota else None, **common
+        )
     if status == 401 or "api_key_invalid" in markers:
         return AuthenticationError(message, **common)
     if status == 403:

@@ -26,7 +26,8 @@ from .errors import RuntimeClosedError
 
 if TYPE_CHECKING:
     from .config import ModelConfig
-    from .service import LLMRuntime, _CallStream
+    from .service import LLMRuntime
+    from .streams import _CallStream
     from .types import Completion, StreamEvent
 
 __all__ = ["SyncRuntime", "SyncStream", "load_runtime"]

@@ -80,8 +80,8 @@ class CallArgs:
         """Take ``timeout``, ``api_key``, ``template`` and ``variables`` out of the keyword
         arguments (a named template becomes the messages); refuse ``base_url``."""
         if not kwargs:  # the common call: nothing to take out
-            if messages is not None and not isinstance(messages, list | tuple):
-                messages = list(messages)
+            if isinstance(messages, Iterable) and not isinstance(messages, list | tuple):
+                messages = list(messages)  # read once: every attempt and fallback reads it
             return cls(prompt, messages, temperature, max_tokens, _NO_PARAMS)
         params = dict(kwargs)
         template = params.pop("template", None)
@@ -104,7 +104,7 @@ class CallArgs:
         api_key = params.pop("api_key", None)
         if api_key is not None and not isinstance(api_key, str):
             raise InvalidRequestError("api_key must be a string")
-        if messages is not None and not isinstance(messages, list | tuple):
+        if isinstance(messages, Iterable) and not isinstance(messages, list | tuple):
             messages = list(messages)  # read once: every attempt and fallback reads it again
         return cls(
             prompt,
@@ -254,6 +254,9 @@ class Call:
             error = _chain_error(self._failures, delivered=self.delivered)
         except LLMRuntimeError as raised:
             error = raised
+        except BaseException as stopped:  # a stream closed early, a cancellation, a bug
+            trace.stopped(stopped)
+            raise
         trace.failed(error, self.snapshot.timing.clock() - self._started)
         raise error
 
@@ -309,11 +312,13 @@ class Call:
         while True:
             attempt += 1
             self._attempts += 1
-            trace.attempt(plan.model.id, plan.provider.name, request, attempt, (provider.api_key,))
+            trace.attempt(
+                plan.model.id, plan.provider.name, request, attempt, (provider.api_key,), provider
+            )
             try:
                 async with _slots(plan):
                     if self.stream:
-                        async for event in self._streamed(plan, provider, request, total):
+                        async for event in self._streamed(plan, provider, request, total, trace):
                             yield event
                     else:
                         self._response = await self._chat(plan, provider, request, total)
@@ -394,7 +399,12 @@ class Call:
         return response
 
     async def _streamed(
-        self, plan: ModelPlan, provider: LLMProvider, request: ChatRequest, total: float | None
+        self,
+        plan: ModelPlan,
+        provider: LLMProvider,
+        request: ChatRequest,
+        total: float | None,
+        trace: CallTrace,
     ) -> AsyncGenerator[StreamEvent, None]:
         source = (
             provider.stream_chat(request)
@@ -417,6 +427,8 @@ class Call:
             async for event in events:
                 accumulator.add(event)
                 if not isinstance(event, StreamEnd | UsageUpdate):
+                    if not self.delivered:
+                        trace.first_chunk()
                     self.delivered = True
                 yield event
         finally:

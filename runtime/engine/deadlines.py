@@ -2,13 +2,15 @@
 
 Every failure of a provider's awaitable becomes one of ours here: our deadline raises
 ``ProviderTimeoutError`` naming the limit that fired; a ``TimeoutError`` of the provider's own
-is not blamed on our limit; any foreign exception is wrapped with the key scrubbed.
+is not blamed on our limit; any foreign exception is wrapped with the key scrubbed, and one
+of ours that a provider raised has the key scrubbed from its text (and its causes') too, so
+no provider, however it was written, can put its key into an error.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Iterable
 from typing import Any, TypeVar
 
 from ..config import TimeoutConfig
@@ -17,7 +19,7 @@ from ..providers.base import LLMProvider
 from ..redact import scrub
 from ..types import StreamEnd, StreamEvent, UsageUpdate
 
-__all__ = ["Deadline", "deadline_in", "foreign_error", "guarded", "timed_events"]
+__all__ = ["Deadline", "deadline_in", "foreign_error", "guarded", "scrub_error", "timed_events"]
 
 T = TypeVar("T")
 
@@ -104,13 +106,46 @@ async def guarded(
             provider=provider_name,
             model=model,
         ) from exc
-    except (LLMRuntimeError, StopAsyncIteration):
+    except StopAsyncIteration:
+        raise
+    except LLMRuntimeError as exc:
+        scrub_error(exc, secrets_of(provider))
         raise
     except Exception as exc:
         raise foreign_error(exc, provider_name, model, provider.api_key) from exc
     finally:
         if own is not None:
             own.close()
+
+
+def secrets_of(provider: LLMProvider) -> tuple[str | None, ...]:
+    """The values ``provider`` must never print: its key, and a wire provider's secrets."""
+    return (provider.api_key, *getattr(provider, "secrets", ()))
+
+
+def scrub_error(error: BaseException, secrets: Iterable[str | None]) -> None:
+    """Scrub ``secrets`` from ``error``'s text and from every exception chained under it.
+
+    The one safety net under every provider: the wire providers scrub what they quote
+    already, but a provider that raises ``ServerError(f"... {self.api_key}")`` would
+    otherwise show the key in the message, the repr and the traceback.
+    """
+    keys = tuple(s for s in secrets if s)
+    if not keys:
+        return
+    seen: set[int] = set()
+    link: BaseException | None = error
+    while link is not None and id(link) not in seen:
+        seen.add(id(link))
+        if isinstance(link, LLMRuntimeError):
+            text = link._text()
+            clean = scrub(text, keys)
+            if clean != text:
+                link._set_text(clean)
+        args = tuple(scrub(a, keys) if isinstance(a, str) else a for a in link.args)
+        if args != link.args:  # touch only what held a secret
+            link.args = args
+        link = link.__cause__ or link.__context__
 
 
 def _is_token(event: StreamEvent) -> bool:

@@ -101,10 +101,11 @@ class CallTrace:
         request: ChatRequest,
         attempt: int,
         secrets: tuple[str | None, ...] = (),
+        instance: Any = None,
     ) -> None:
         hooks = self.observer.hooks
         if self.span is not None:
-            self.span.request(model, provider, request)
+            self.span.request(model, provider, request, instance)
         if hooks.wants("request"):
             from ..hook_events import RequestEvent
 
@@ -134,6 +135,11 @@ class CallTrace:
             from ..hook_events import RetryEvent
 
             self.observer.hooks.emit(RetryEvent(self.call_id, model, attempt, delay, error))
+
+    def first_chunk(self) -> None:
+        """The first piece of a streamed answer arrived."""
+        if self.span is not None:
+            self.span.first_chunk()
 
     def fallback(self, failed: str, nxt: str, error: Exception) -> None:
         if self.span is not None:
@@ -174,7 +180,7 @@ class CallTrace:
         if log.isEnabledFor(logging.INFO):
             u = completion.usage
             log.info(
-                "call %s model=%r provider=%r latency=%.3fs tokens=%s+%s attempts=%d%s",
+                "call %s model=%r provider=%r latency=%.3fs tokens=%s+%s attempts=%d cost=%s%s",
                 "stream" if self.stream else "generate",
                 completion.model,
                 completion.provider,
@@ -182,16 +188,23 @@ class CallTrace:
                 u.prompt_tokens if u.prompt_tokens is not None else "?",
                 u.completion_tokens if u.completion_tokens is not None else "?",
                 completion.attempts,
+                _cost_text(card, u),
                 f" fallback_from={[m for m, _ in completion.failures]!r}"
                 if completion.failures
                 else "",
             )
         return completion
 
+    def stopped(self, reason: BaseException) -> None:
+        """The call ended with neither a result nor one of our errors: a stream the caller
+        closed early, a cancellation, or a foreign exception. Only the span is told."""
+        if self.span is not None:
+            self.span.stop(reason)
+
     def failed(self, error: Exception, latency: float) -> None:
         self.observer.ledger.record_error(self.model)
         if self.span is not None:
-            self.span.fail(error)
+            self.span.fail(error, latency)
         hooks = self.observer.hooks
         if hooks.wants("error"):
             from ..hook_events import ErrorEvent
@@ -204,3 +217,15 @@ class CallTrace:
             type(error).__name__,
             latency,
         )
+
+
+def _cost_text(card: Any, usage: Any) -> str:
+    """The log line's cost: known now, or "?" (no price, no usage, or the table still loading)."""
+    if card is None:
+        return "?"
+    from ..pricing import PriceBook, cost_of  # loaded already: a card came from it
+
+    if card is PriceBook.PENDING:
+        return "?"
+    cost = cost_of(card, usage)
+    return "?" if cost is None else f"{cost.amount:.6f}{cost.currency}"

@@ -28,6 +28,7 @@ from pydantic import BaseModel
 from ..config import (
     Catalog,
     HTTPConfig,
+    HTTPEngine,
     ModelConfig,
     ProviderConfig,
     RetryConfig,
@@ -50,6 +51,7 @@ from ..providers.registry import (
 )
 from ..redact import scrub
 from ..suggest import did_you_mean
+from .deadlines import scrub_error
 
 if TYPE_CHECKING:
     from .limits import Limiter
@@ -99,6 +101,8 @@ class ModelPlan:
     retry: RetryConfig
     timeouts: TimeoutConfig
     http: HTTPConfig
+    #: The provider's http_engine, else settings.http_engine; None: the seam's default.
+    http_engine: HTTPEngine | None
     limiters: tuple[Limiter, ...]
     key_env: str | None
     options_key: str = field(repr=False)  # the provider options, as part of instance keys
@@ -194,12 +198,22 @@ class Snapshot:
                     TimeoutConfig, settings.timeouts, config.timeouts, model.timeouts
                 ),
                 http=merge_layers(HTTPConfig, settings.http, config.http),
+                http_engine=config.http_engine or settings.http_engine,
                 limiters=self._limiters_for(model, config),
                 key_env=model.requires_api_key_env or config.api_key_env,
-                options_key=provider_key(config),
+                options_key=self.instance_key(config),
                 capabilities=model.capabilities.model_dump(exclude_none=True),
             )
         return plan
+
+    def instance_key(self, config: ProviderConfig) -> str:
+        """What defines ``config``'s instances besides key and base URL, in this catalog:
+        class, options, the HTTP bounds *merged* (a change of ``settings.http`` counts) and
+        the HTTP engine in effect (a change of ``settings.http_engine`` counts too)."""
+        settings = self.catalog.settings
+        return provider_key(
+            config, merge_layers(HTTPConfig, settings.http, config.http), settings.http_engine
+        )
 
     def _limiters_for(self, model: ModelConfig, config: ProviderConfig) -> tuple[Limiter, ...]:
         out = []
@@ -266,10 +280,20 @@ class Snapshot:
         return plan.provider.base_url
 
 
-def provider_key(config: ProviderConfig) -> str:
-    """What defines a provider's instances besides key and base URL: class, options, HTTP."""
+def provider_key(
+    config: ProviderConfig, http: HTTPConfig | None = None, default_engine: str | None = None
+) -> str:
+    """What defines a provider's instances besides key and base URL: class, options, HTTP
+    (``http``: the bounds in effect, else the provider's own ``http:``; ``default_engine``:
+    settings.http_engine, which applies when the provider sets none)."""
+    http = http or config.http
     return json.dumps(
-        [config.class_path, config.options, config.http.model_dump() if config.http else None],
+        [
+            config.class_path,
+            config.options,
+            http.model_dump() if http else None,
+            config.http_engine or default_engine,
+        ],
         sort_keys=True,
         default=repr,
     )
@@ -293,11 +317,14 @@ def construct(
     api_key: str | None,
     base_url: str | None,
     http: HTTPConfig | None = None,
+    http_engine: HTTPEngine | None = None,
 ) -> LLMProvider:
-    """``cls(api_key, base_url, **options)``, then its HTTP limits; failures -> ConfigError."""
+    """``cls(api_key, base_url, **options)``, then its HTTP limits and engine; failures ->
+    ConfigError."""
     try:
         instance = cls(api_key=api_key, base_url=base_url, **config.options)
-    except LLMRuntimeError:
+    except LLMRuntimeError as exc:
+        scrub_error(exc, (api_key,))
         raise
     except Exception as exc:
         text = scrub(str(exc), (api_key,))
@@ -306,6 +333,8 @@ def construct(
             f"{type(exc).__name__}: {text}"
         ) from None
     instance.provider_name = config.name
+    if http_engine is not None:
+        instance.http_engine = http_engine
     if http is not None:
         instance.configure_http(http)
     return instance
@@ -367,7 +396,9 @@ class Instances:
         table = self._shared if api_key is None else self._tenants
         instance = table.get(key)
         if instance is None:
-            instance = table[key] = construct(cls, plan.provider, key_value, base_url, plan.http)
+            instance = table[key] = construct(
+                cls, plan.provider, key_value, base_url, plan.http, plan.http_engine
+            )
             if api_key is not None and len(self._tenants) > self._tenant_limit:
                 _, evicted = self._tenants.popitem(last=False)
                 self._retire(evicted)

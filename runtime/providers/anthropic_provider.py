@@ -50,9 +50,6 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field, field_validator
 
-from ..body import loads
-from ..errors import ToolArgumentsError
-from ..redact import snippet
 from ..status import ErrorInfo, default_error_parser
 from ..types import (
     ChatRequest,
@@ -239,26 +236,6 @@ class _Reader:
             return [ToolCallDelta(index, call_id, name)]  # its input streams as fragments
         return []  # server tool blocks, citations and kinds added later carry no answer
 
-    def arguments(self, name: str, raw: str) -> dict[str, Any]:
-        """A streamed call's arguments; ToolArgumentsError when they are not a JSON object."""
-        try:
-            value = loads(raw) if raw.strip() else {}
-            why = "" if isinstance(value, dict) else f"a JSON {type(value).__name__}"
-        except ValueError as exc:
-            value, why = None, f"{type(exc).__name__}: {exc}"
-        if why:
-            raise ToolArgumentsError(
-                self.provider.scrub(
-                    f"the arguments of tool call {name!r} are not a JSON object ({why})"
-                ),
-                raw_arguments=raw,
-                tool_name=name,
-                provider=self.provider.provider_name or None,
-                model=self.request.model,
-            )
-        assert isinstance(value, dict)
-        return value
-
 
 def reply_events(
     provider: WireProvider, body: Mapping[str, Any], request: ChatRequest
@@ -299,19 +276,6 @@ class AnthropicStream(StreamDecoder):
         self._id: str | None = None
         self._calls: dict[int, tuple[str, str, list[str]]] = {}  # index -> id, name, JSON
         self._answer: set[int] = set()  # blocks of the output tool
-
-    def _data(self, event: SSEEvent) -> Mapping[str, Any]:
-        provider, request = self._reader.provider, self._reader.request
-        data = provider.parse_event(
-            event, request, what=f"POST {MESSAGES_PATH}: the {event.event!r} event's data"
-        )
-        if not isinstance(data, Mapping):
-            raise provider.malformed(
-                f"the {event.event!r} event's data is not a JSON object: "
-                f"{snippet(event.data, provider.secrets)!r}",
-                request,
-            )
-        return data
 
     def _merge_usage(self, usage: Any) -> None:
         # The counts are cumulative: the latest value of each one wins.
@@ -357,13 +321,15 @@ class AnthropicStream(StreamDecoder):
             return []
         call_id, name, pieces = call
         return [
-            ToolCallDone(
-                index, ToolCall(call_id, name, self._reader.arguments(name, "".join(pieces)))
+            self._reader.provider.tool_call_done(
+                self._reader.request, index, call_id, name, "".join(pieces)
             )
         ]
 
     def feed(self, event: SSEEvent) -> Iterable[StreamEvent]:
-        data = self._data(event)
+        data = self._reader.provider.event_object(
+            event, self._reader.request, f"the {event.event!r} event's data"
+        )
         kind = data.get("type") or event.event
         index = data.get("index")
         index = index if isinstance(index, int) and not isinstance(index, bool) else 0

@@ -33,6 +33,13 @@ class LLMProvider(ABC):
 
     #: The name this provider has in providers.yaml (set by the runtime; informational).
     provider_name: str = ""
+    #: The HTTP engine chosen in providers.yaml (``http_engine``: "httpx2" or "aiohttp"; set
+    #: by the runtime before ``configure_http``; None: the default). Providers that speak HTTP
+    #: through the seam build their client on it; others may ignore it.
+    http_engine: str | None = None
+    #: The engines this class can send through (None: any); the loader refuses a provider
+    #: that names another in its own ``http_engine``.
+    http_engines: ClassVar[frozenset[str] | None] = None
     #: Whether ``stream_chat`` yields text as it arrives (False: derived, one chunk).
     streams_natively: ClassVar[bool] = False
     #: The content part types this provider can send (``runtime.types`` part ``type`` tags);
@@ -127,7 +134,20 @@ class LLMProvider(ABC):
 
     def __repr__(self) -> str:
         key = "set" if self.api_key else "unset"
-        return f"<{type(self).__name__} base_url={self.base_url!r} api_key={key}>"
+        return f"<{type(self).__name__} base_url={_shown_url(self.base_url)!r} api_key={key}>"
+
+
+def _shown_url(url: str | None) -> str | None:
+    """``url`` with any ``user:password@`` replaced by ``***@``."""
+    if not isinstance(url, str) or "@" not in url:
+        return url
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    authority, slash, path = rest.partition("/")
+    if "@" not in authority:
+        return url
+    return f"{scheme}://***@{authority.rpartition('@')[2]}{slash}{path}"
 
 
 def _completion_args(request: ChatRequest) -> tuple[int | None, dict[str, Any]]:

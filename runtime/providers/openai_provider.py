@@ -50,13 +50,9 @@ from ..types import (
     StreamEnd,
     StreamEvent,
     TextDelta,
-    ToolArgumentsError,
-    ToolCall,
     ToolCallDelta,
-    ToolCallDone,
     Usage,
 )
-from ..types.response import parse_arguments
 from .openai_body import build_body
 from .wire import Route, StreamDecoder, WireOptions, WireProvider
 
@@ -298,12 +294,11 @@ class _ToolCalls:
             call.done = True
             if not call.name:
                 raise self._reader.malformed(f"tool call {index} has no function name")
-            try:
-                arguments = parse_arguments(call.name, "".join(call.arguments))
-            except ToolArgumentsError as exc:
-                raise self._reader.provider.arguments_error(exc, self._reader.request) from None
+            reader = self._reader
             out.append(
-                ToolCallDone(index, ToolCall(call.id or f"call_{index}", call.name, arguments))
+                reader.provider.tool_call_done(
+                    reader.request, index, call.id, call.name, "".join(call.arguments)
+                )
             )
         return out
 

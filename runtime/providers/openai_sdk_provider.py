@@ -10,6 +10,10 @@ under the shared pool, so the SDK's replies are bounded and decoded by the runti
 (``settings.http`` / ``http:``), redirects refused and cookies off, as for the wire provider;
 the SDK parses event streams itself, so only the stream's total size bound applies there.
 
+It always sends through httpx2 (the SDK needs an ``httpx2.AsyncClient``): with
+``settings.http_engine: aiohttp`` it keeps httpx2, and its own ``http_engine: aiohttp`` is
+a load error.
+
 Known difference from the wire provider: the SDK swallows ``data: [DONE]``, so a stream
 that ends without it is only detected when no ``finish_reason`` arrived
 (ProviderConnectionError); a stream cut after the finish reason but before the usage
@@ -22,7 +26,7 @@ import inspect
 import json
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager, suppress
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..errors import (
     ContentFilteredError,
@@ -54,6 +58,9 @@ class OpenAISDKProvider(OpenAIProvider):
     YAML says everything. Without an API key no Authorization header is sent.
     """
 
+    #: The SDK drives an httpx2 client: this provider keeps httpx2 whatever
+    #: settings.http_engine says, and refuses ``http_engine: aiohttp`` of its own at load.
+    http_engines: ClassVar[frozenset[str] | None] = frozenset({"httpx2"})
     _sdk: Any  # the openai module
     _sdk_client_: Any = None
     _create_params: frozenset[str] = frozenset()

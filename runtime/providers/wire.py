@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -36,7 +36,7 @@ from ..errors import (
     RuntimeClosedError,
 )
 from ..options import check_option_values
-from ..redact import scrub
+from ..redact import scrub, snippet
 from ..types import (
     Accumulator,
     ChatRequest,
@@ -44,7 +44,10 @@ from ..types import (
     ProviderResponse,
     StreamEvent,
     ToolArgumentsError,
+    ToolCall,
+    ToolCallDone,
 )
+from ..types.response import parse_arguments
 from .base import ChatProvider
 
 if TYPE_CHECKING:
@@ -142,6 +145,12 @@ class WireProvider(ChatProvider):
                 f"{owner} needs {self.base_url_hint} as base_url: set base_url for this "
                 "provider in providers.yaml, or the environment variable its base_url_env names"
             )
+        if _has_credentials(base):
+            # Built in code, past the loader's check: never Basic auth in place of the key,
+            # never the password in a repr or a log line.
+            from ..config import base_url_problem
+
+            raise ConfigError(f"{owner}: base_url {base_url_problem(base)}")
         self._base = base.rstrip("/")
         self._headers = {
             "content-type": "application/json",
@@ -151,6 +160,7 @@ class WireProvider(ChatProvider):
         self._client = None
         self._closed = False
         self._http_config: HTTPConfig | None = None
+        self._transport: Any = None
 
     # ------------------------------------------------------------------ protocol hooks
 
@@ -235,11 +245,45 @@ class WireProvider(ChatProvider):
         """An event's data as JSON (see ``HTTPClient.parse_event``)."""
         return self.http().parse_event(event, model=request.model, what=what)
 
+    def event_object(
+        self, event: SSEEvent, request: ChatRequest, what: str = "a stream event's data"
+    ) -> Mapping[str, Any]:
+        """An event's data as a JSON object; MalformedResponseError for any other JSON."""
+        data = self.parse_event(event, request, what=f"{self.malformed_prefix}{what}")
+        if not isinstance(data, Mapping):
+            shown = snippet(event.data, self.secrets)
+            raise self.malformed(f"{what} is not a JSON object: {shown!r}", request)
+        return data
+
+    def tool_call_done(
+        self, request: ChatRequest, index: int, call_id: str | None, name: str, raw: str
+    ) -> ToolCallDone:
+        """A call whose arguments came as JSON text, complete (``call_{index}`` when it has
+        no id); ours ToolArgumentsError when the text is not a JSON object."""
+        try:
+            arguments = parse_arguments(name, raw)
+        except ToolArgumentsError as exc:
+            raise self.arguments_error(exc, request) from None
+        return ToolCallDone(index, ToolCall(call_id or f"call_{index}", name, arguments))
+
     def configure_http(self, config: HTTPConfig) -> None:
         """Bounds on replies and cookie handling, for this provider's HTTP client."""
         self._http_config = config
         if self._client is not None:
             self._client.configure(config)
+
+    def use_transport(self, transport: Any) -> None:
+        """Send this provider's requests through ``transport`` (an ``httpx2.AsyncBaseTransport``,
+        e.g. ``httpx2.MockTransport(handler)``) instead of the network, so a protocol's
+        encoding and parsing can be tested with no sockets. The seam's bounds, redirect and
+        cookie rules still apply above it. Call it before the first request. A transport is
+        an httpx2 one: the provider then runs on the httpx2 engine (``http_engine: aiohttp``
+        with a transport is a ConfigError)."""
+        if self._client is not None:
+            raise ConfigError(
+                f"{type(self).__name__}.use_transport() must come before the first request"
+            )
+        self._transport = transport
 
     def http(self) -> HTTPClient:
         """The pooled client, created on first use; RuntimeClosedError after aclose()."""
@@ -249,6 +293,9 @@ class WireProvider(ChatProvider):
         if client is None:
             from ..http import HTTPClient
 
+            engine = self.http_engine
+            if self.http_engines is not None and engine not in self.http_engines:
+                engine = min(self.http_engines)  # a class bound to one library (an SDK's)
             client = self._client = HTTPClient(
                 base_url=self._base,
                 headers=self._headers,
@@ -257,6 +304,8 @@ class WireProvider(ChatProvider):
                 max_connections=self.options.max_connections,
                 secrets=self.secrets,
                 http=self._http_config,
+                **({"transport": self._transport} if self._transport is not None else {}),
+                engine=engine,
             )
         # The runtime names the provider after construction; errors should carry the name.
         client.provider = self.provider_name or None
@@ -362,3 +411,11 @@ class WireProvider(ChatProvider):
             )
         for item in decoder.finish():
             yield item
+
+
+def _has_credentials(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False  # not a URL at all: the first request says so
+    return parts.username is not None or parts.password is not None

@@ -123,8 +123,8 @@ def part_to_dict(part: Part) -> dict[str, Any]:
 
 def normalize_messages(messages: Iterable[Message | Mapping[str, Any]]) -> tuple[Message, ...]:
     """``Message`` objects or dicts (ours or OpenAI's shape) -> messages; ValueError says where."""
-    if isinstance(messages, str | bytes | Mapping):
-        raise ValueError("messages: expected a list of messages")
+    if isinstance(messages, str | bytes | Mapping) or not isinstance(messages, Iterable):
+        raise ValueError(f"messages: expected a list of messages, got {type(messages).__name__}")
     out: list[Message] = []
     for index, item in enumerate(messages):
         where = f"messages[{index}]"

@@ -98,8 +98,8 @@ def normalize_tools(tools: Iterable[Any] | None) -> tuple[Tool, ...]:
     """Tools in any accepted shape -> ``Tool``; ValueError says which one and why."""
     if tools is None:
         return ()
-    if isinstance(tools, str | bytes | Mapping):
-        raise ValueError("tools: expected a list of tools")
+    if isinstance(tools, str | bytes | Mapping) or not isinstance(tools, Iterable):
+        raise ValueError(f"tools: expected a list of tools, got {type(tools).__name__}")
     out: list[Tool] = []
     for index, raw in enumerate(tools):
         where = f"tools[{index}]"

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from runtime.service import LLMRuntime
+from tests.engines import ENGINE_PARAMS, use_engine
 from tests.faults.fault_server import FaultServer
 from tests.unit.helpers import FakeClock, catalog, runtime_for
 
@@ -16,6 +17,12 @@ KEY_ENV = "FAULT_API_KEY"
 KEY = "sk-fault-canary-0123"
 
 MakeRuntime = Callable[..., LLMRuntime]
+
+
+@pytest.fixture(autouse=True, params=ENGINE_PARAMS)
+def http_engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The engine under every provider the test builds: the suite runs once per engine."""
+    yield from use_engine(monkeypatch, request.param)
 
 
 def _server() -> Iterator[FaultServer]:

@@ -292,21 +292,28 @@ def test_help_exits_0(cli: CLI) -> None:
 
 def test_models_table(cli: CLI, user_files: list[str]) -> None:
     assert cli("models", *user_files) == 0
-    assert cli.out == textwrap.dedent("""\
-        MODEL    PROVIDER  PROVIDER MODEL  STREAM  LABEL
-        echo     scripted  echo            yes     Echo
-        canned   canned    canned          no      canned
-        failing  failing   failing         yes     failing
-        keyed    keyed     keyed-v1        yes     keyed
-        """)
+    unknown = ["?"] * 5  # tools, parallel, images, schema, reasoning: none declared
+    assert [line.split() for line in cli.out.splitlines()] == [
+        ["MODEL", "PROVIDER", "PROVIDER", "MODEL", "STREAM", "TOOLS", "PARALLEL", "IMAGES",
+         "SCHEMA", "REASONING", "PRICE", "LABEL"],
+        ["echo", "scripted", "echo", "yes", *unknown, "none", "Echo"],
+        ["canned", "canned", "canned", "no", *unknown, "none", "canned"],
+        ["failing", "failing", "failing", "yes", *unknown, "none", "failing"],
+        ["keyed", "keyed", "keyed-v1", "yes", *unknown, "none", "keyed"],
+    ]  # fmt: skip
+    assert cli.out.splitlines()[1].startswith("echo     scripted  echo            yes     ?  ")
 
 
 def test_models_json(cli: CLI, user_files: list[str]) -> None:
     assert cli("models", "--json", *user_files) == 0
     data = json.loads(cli.out)
     assert [m["id"] for m in data] == ["echo", "canned", "failing", "keyed"]
+    unknown = dict.fromkeys(
+        ("tools", "parallel_tool_calls", "images", "structured_output", "reasoning")
+    )
     assert data[0] == {"id": "echo", "label": "Echo", "provider": "scripted",
-                       "provider_model": "echo"}  # fmt: skip
+                       "provider_model": "echo", "supports": unknown,
+                       "price_source": "none", "price": None}  # fmt: skip
     assert data[1]["supports_streaming"] is False
 
 

@@ -85,9 +85,13 @@ async def test_total_wait_budget_spans_the_fallbacks_of_one_call() -> None:
     provider = rt.provider_for("a")
     assert isinstance(provider, ScriptedProvider)
     provider.queue(*[errors.ServerError(str(i)) for i in range(10)])
-    with pytest.raises(errors.ServerError):
+    with pytest.raises(errors.ServerError) as info:
         await rt.generate(model="a", prompt="x")
-    assert sum(clock.sleeps) <= 1.5, clock.sleeps
+    # a: four attempts, three waits of 0.5 s fill the budget; b: one attempt, then a fourth
+    # wait would pass the budget the two models share, so b is not retried.
+    assert clock.sleeps == [0.5, 0.5, 0.5]
+    assert [c.model for c in provider.calls] == ["a"] * 4 + ["vendor-b"]
+    assert [m for m, _ in info.value.failures] == ["b"]
 
 
 def test_call_max_tokens_beats_extra_params_under_the_wire_name() -> None:

@@ -10,7 +10,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from runtime import loader, resources, yamlpos
+from runtime import loader, resources, schemas, yamlpos
 from runtime.config import Catalog, RetryConfig, TimeoutConfig
 from runtime.errors import ConfigError
 from runtime.providers.registry import register_provider, unregister_provider
@@ -836,7 +836,7 @@ def test_the_strict_check_passes_only_what_the_json_schema_passes(
     """Skipping jsonschema when strict pydantic passes loses no message, and builds the same."""
     kind, data = case
     built = loader._prevalidated(kind, data)
-    if any(True for _ in loader._validator(kind).iter_errors(data)):
+    if any(True for _ in schemas.validator(kind).iter_errors(data)):
         assert built is None
     if built is not None:
         cls, key_field = loader._ENTRY_MODELS[kind]
@@ -1146,3 +1146,68 @@ def test_only_config_error_escapes(tmp_path: Path, content: bytes, strict: bool)
         assert problem.line >= 1
         assert problem.column >= 1
         assert problem.file in (str(providers), str(models))
+
+
+USER_PROVIDER_WITH_OPTIONS = """\
+from pydantic import BaseModel, ConfigDict
+
+from runtime.providers.base import LLMProvider
+
+
+class Opts(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    region: str = "eu"
+
+
+class Declared(LLMProvider):
+    Options = Opts
+    ModelOptions = None
+
+    def _initialize_client(self, **kwargs):
+        self._client = None
+
+    async def completion(self, prompt, model, temperature, max_tokens, **kwargs):
+        return prompt
+"""
+
+
+def test_options_are_checked_at_load_for_our_classes_and_for_any_class_under_strict(
+    tmp_path: Path,
+) -> None:
+    """Whole messages, file:line:column: our classes at every load, a user's under --strict."""
+    write(tmp_path, "declared_options_provider.py", USER_PROVIDER_WITH_OPTIONS)
+    providers, models = files(
+        tmp_path,
+        """\
+        providers:
+          oa:
+            class: runtime.providers.openai_provider.OpenAIProvider
+            base_url: https://api.openai.com/v1
+            options: {organizaton: org-1, max_connections: "8"}
+          mine:
+            class: declared_options_provider.Declared
+            options: {regoin: us}
+        """,
+        """\
+        models:
+          a: {provider: oa, options: {gguf: x.gguf}}
+          b: {provider: mine, options: {anything: 1}}
+        """,
+    )
+    ours = [
+        f"{providers}:5:15: providers.oa.options.organizaton: unknown option 'organizaton' (did "
+        "you mean 'organization'?); known: headers, max_connections, organization, project, "
+        "stream_usage",
+        f"{providers}:5:52: providers.oa.options.max_connections: must be an integer",
+        f"{models}:2:31: models.a.options.gguf: provider 'oa' (OpenAIProvider) takes no options "
+        "here",
+    ]
+    assert problems_of(providers, models) == ours
+    assert problems_of(providers, models, strict=True) == [
+        *ours[:2],
+        f"{providers}:8:15: providers.mine.options.regoin: unknown option 'regoin' (did you mean "
+        "'region'?); known: region",
+        ours[2],
+        f"{models}:3:33: models.b.options.anything: provider 'mine' (Declared) takes no options "
+        "here",
+    ]

@@ -276,4 +276,17 @@ async def test_one_info_line_per_call(caplog: pytest.LogCaptureFixture) -> None:
     lines = [r.getMessage() for r in caplog.records if r.name == "runtime"]
     assert len(lines) == 1
     assert lines[0].startswith("call generate model='m' provider='s' latency=")
-    assert lines[0].endswith("tokens=7+3 attempts=1")
+    assert lines[0].endswith("tokens=7+3 attempts=1 cost=0.000013USD")  # 7 x $1/M + 3 x $2/M
+
+
+async def test_the_info_line_says_when_the_cost_is_unknown(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    rt = runtime_for(catalog({"m": {"provider": "s"}}))  # no pricing, a scripted provider
+    provider = rt.provider_for("m")
+    assert isinstance(provider, ScriptedProvider)
+    provider.queue(Script(text="hi", usage=Usage(7, 3)))
+    with caplog.at_level(logging.INFO, logger="runtime"):
+        await rt.generate(model="m", prompt="x")
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "runtime"]
+    assert line.endswith("tokens=7+3 attempts=1 cost=?")

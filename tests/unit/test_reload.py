@@ -158,3 +158,78 @@ async def test_reload_without_files_needs_a_catalog() -> None:
     assert await rt.reload(new) is new
     assert list(rt.models) == ["n"]
     await rt.aclose()
+
+
+async def test_load_runtime_watch_true_starts_the_watcher_in_a_running_loop(
+    tmp_path: Path,
+) -> None:
+    rt = load_runtime(*write_files(tmp_path), watch=True)
+    try:
+        assert rt._watcher is not None
+        assert not rt._watcher.done()
+    finally:
+        await rt.aclose()
+    assert rt._watcher.done()
+
+
+def test_load_runtime_watch_true_outside_a_loop_starts_at_first_use(tmp_path: Path) -> None:
+    rt = load_runtime(*write_files(tmp_path), watch=True)
+    assert rt._watcher is None  # no loop yet: nothing to run a watcher on
+
+    async def use() -> bool:
+        async with rt:
+            assert rt._watcher is not None
+            return not rt._watcher.done()
+
+    assert asyncio.run(use())
+    assert rt._watcher is not None
+    assert rt._watcher.done()
+
+
+def test_watching_is_off_by_default(tmp_path: Path) -> None:
+    rt = load_runtime(*write_files(tmp_path))
+
+    async def use() -> None:
+        async with rt:
+            await rt.generate(model="m", prompt="x")
+
+    asyncio.run(use())
+    assert rt._watcher is None
+
+
+async def test_a_changed_runtime_wide_http_setting_reaches_the_providers(tmp_path: Path) -> None:
+    """settings.http is part of what defines a provider's instances: a reload that changes it
+    replaces them, as a change of the provider's own http: does."""
+    from runtime.errors import ResponseTooLargeError
+    from tests.loopback import LoopbackServer, Reply
+    from tests.wire.openai_fakes import completion
+
+    def write(limit: int) -> tuple[Path, Path]:
+        providers = tmp_path / "providers.yaml"
+        models = tmp_path / "models.yaml"
+        providers.write_text(
+            "settings:\n"
+            f"  http: {{max_body_bytes: {limit}}}\n"
+            "providers:\n"
+            "  p:\n"
+            "    class: runtime.providers.openai_provider.OpenAIProvider\n"
+            f"    base_url: {server.url}\n",
+            encoding="utf-8",
+        )
+        models.write_text(
+            "models:\n  m: {provider: p, retry: {max_attempts: 1}}\n", encoding="utf-8"
+        )
+        return providers, models
+
+    answer = "x" * 5000
+    with LoopbackServer() as server:
+        server.queue(Reply(body=completion(answer)), Reply(body=completion(answer)))
+        rt = load_runtime(*write(1_000_000))
+        try:
+            assert await rt.completion("hi", "m") == answer
+            write(1000)
+            await rt.reload()
+            with pytest.raises(ResponseTooLargeError, match=r"max_body_bytes = 1000 bytes"):
+                await rt.completion("hi", "m")
+        finally:
+            await rt.aclose()

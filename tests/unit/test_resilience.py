@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import pickle
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -229,8 +230,11 @@ async def test_the_first_error_is_raised_naming_every_fallback_failure() -> None
 async def test_exhausted_quota_is_not_retried_but_falls_back() -> None:
     rt = runtime_for(_fallback_catalog())
     provider = _scripted(rt, "a")
-    quota = errors.RateLimitError("You exceeded your current quota")
-    quota.retryable = False  # what the OpenAI provider does for insufficient_quota
+    # As the seam builds it for insufficient_quota: whole at construction, never patched.
+    quota = errors.RateLimitError("You exceeded your current quota", retryable=False)
+    assert quota.retryable is False
+    assert pickle.loads(pickle.dumps(quota)).retryable is False
+    assert errors.RateLimitError("slow down").retryable is True  # the class's default
     provider.queue(quota, "from b")
     result = await rt.generate(model="a", prompt="x")
     assert (result.text, result.model, result.attempts) == ("from b", "b", 2)
@@ -343,7 +347,6 @@ async def test_max_concurrency_is_enforced_and_slots_are_released() -> None:
         catalog({"m": {"provider": "s"}}, {"s": {"limits": {"max_concurrency": 2}}}),
         clock=FakeClock(),
     )
-    rt._sleep = asyncio.sleep  # real sleeps for the scripted delays
     provider = _scripted(rt, "m")
     running = 0
     peak = 0

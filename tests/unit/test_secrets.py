@@ -48,7 +48,7 @@ def bundled_key_variables() -> set[str]:
 def canary(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)  # no ./providers.yaml: discovery finds the bundled files
     for name in {*bundled_key_variables(), "OPENAI_API_KEY", "ANTHROPIC_API_KEY",
-                 "GEMINI_API_KEY", "SCRIPTED_SECRET_API_KEY"}:  # fmt: skip
+                 "GEMINI_API_KEY", "COHERE_API_KEY", "SCRIPTED_SECRET_API_KEY"}:  # fmt: skip
         monkeypatch.setenv(name, CANARY)
     # Azure has no default endpoint; a loopback address keeps provider creation offline.
     monkeypatch.setenv("AZURE_OPENAI_ENDPOINT", "http://127.0.0.1:9")
@@ -76,6 +76,7 @@ async def test_provider_instances_do_not_show_the_key(canary: None) -> None:
         assert "runtime.providers.openai_provider.OpenAIProvider" in chosen
         assert "runtime.providers.anthropic_provider.AnthropicProvider" in chosen
         assert "runtime.providers.gemini_provider.GeminiProvider" in chosen
+        assert "runtime.providers.cohere_provider.CohereProvider" in chosen
         for class_path, model in chosen.items():
             provider = rt.provider_for(model)  # no_network (conftest) proves it stays offline
             if (
@@ -166,6 +167,7 @@ PROTOCOLS = {
     "openai": "runtime.providers.openai_provider.OpenAIProvider",
     "anthropic": "runtime.providers.anthropic_provider.AnthropicProvider",
     "gemini": "runtime.providers.gemini_provider.GeminiProvider",
+    "cohere": "runtime.providers.cohere_provider.CohereProvider",
 }
 
 
@@ -310,3 +312,75 @@ async def test_a_provider_exception_that_quotes_the_key_is_scrubbed(
     for error in (call_error.value, stream_error.value):
         assert "the provider raised RuntimeError: client blew up with key=***" in str(error)
         _check_exception(error)
+
+
+async def test_our_own_error_raised_by_a_provider_that_quotes_the_key_is_scrubbed(
+    canary: None, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A provider that raises one of *our* errors with the key in it (a seed-style provider
+    writing ``raise ServerError(f"... {self.api_key}")``): one scrubbing path covers it too,
+    for the configured key and for a key given per call, its message and its cause."""
+    from runtime.errors import ServerError
+    from runtime.testing import ScriptedProvider
+
+    caplog.set_level(logging.DEBUG, logger="runtime")
+    providers, models = _user_files(tmp_path, "http://127.0.0.1:9")
+    with models.open("a", encoding="utf-8") as handle:
+        handle.write("  scripted-model:\n    provider: scripted\n")
+    per_call = "sk-tenant-per-call-41c9e2"
+    rt = load_runtime(providers, models)
+
+    def leaky(key: str) -> ServerError:
+        error = ServerError(f"upstream refused key {key} (retry later)")
+        error.__cause__ = RuntimeError(f"socket said {key}")
+        return error
+
+    errors = []
+    for key, kwargs in ((CANARY, {}), (per_call, {"api_key": per_call})):
+        provider = rt.provider_for("scripted-model", api_key=kwargs.get("api_key"))
+        assert isinstance(provider, ScriptedProvider)
+        assert provider.api_key == key
+        provider.queue(*(leaky(key) for _ in range(4)))  # two attempts each, generate and stream
+        with pytest.raises(ServerError) as call_error:
+            await rt.generate(model="scripted-model", prompt="hi", **kwargs)
+        with pytest.raises(ServerError) as stream_error:
+            async for _ in rt.stream(model="scripted-model", prompt="hi", **kwargs):
+                pass
+        assert len(provider.calls) == 4  # retried: the errors were raised
+        errors += [call_error.value, stream_error.value]
+    await rt.aclose()
+    for error in errors:
+        assert str(error) == (
+            "[provider 'scripted', model 'scripted-model'] upstream refused key *** (retry later)"
+        )
+        assert per_call not in "".join(traceback.format_exception(error))
+        _check_exception(error)
+    assert per_call not in caplog.text
+    _check_logs(caplog)
+
+
+async def test_our_own_error_raised_while_a_provider_is_built_is_scrubbed(canary: None) -> None:
+    from runtime import ConfigError, LLMProvider, register_provider
+    from runtime.providers.registry import unregister_provider
+    from tests.unit.helpers import catalog, runtime_for
+
+    class Picky(LLMProvider):
+        def _initialize_client(self, **kwargs: Any) -> None:
+            raise ConfigError(f"key {self.api_key} is not in the expected form")
+
+        async def completion(
+            self, prompt: str, model: str, temperature: float, max_tokens: int, **kwargs: Any
+        ) -> str:
+            raise AssertionError("never built")
+
+    register_provider("picky", Picky)
+    try:
+        cat = catalog({"m": {"provider": "picky"}}, {"picky": {"api_key_env": "PICKY_KEY"}})
+        rt = runtime_for(cat, environ={"PICKY_KEY": CANARY})
+        with pytest.raises(ConfigError) as info:
+            await rt.generate(model="m", prompt="hi")
+        await rt.aclose()
+    finally:
+        unregister_provider("picky")
+    assert "key *** is not in the expected form" in str(info.value)
+    _check_exception(info.value)

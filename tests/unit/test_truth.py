@@ -391,6 +391,57 @@ def test_deeply_nested_json_parameter_is_a_usage_error(run: Run) -> None:
     assert run.err.endswith("error: argument -p/--param: the value of 'x' is nested too deeply\n")
 
 
+@pytest.mark.parametrize(
+    ("param", "message"),
+    [
+        pytest.param("tools=5", "tools: expected a list of tools, got int", id="tools-not-a-list"),
+        pytest.param(
+            "temperature=NaN",
+            "temperature: nan is not a finite number (JSON cannot carry it)",
+            id="temperature-nan",
+        ),
+        pytest.param(
+            "x=1e999", "x: inf is not a finite number (JSON cannot carry it)", id="overflow"
+        ),
+        pytest.param(
+            'stop=["a", [-Infinity]]',
+            "stop[1][0]: -inf is not a finite number (JSON cannot carry it)",
+            id="nested-infinity",
+        ),
+    ],
+)
+def test_parameters_no_request_can_carry_are_one_line_errors(
+    run: Run, param: str, message: str
+) -> None:
+    assert run("explain", "-m", "gpt-4o-mini", "-p", param, "hi") == 1
+    assert run.err == f"llm-runtime explain: {message}\n"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        pytest.param({"messages": 5}, "messages: expected a list of messages, got int", id="msgs"),
+        pytest.param(
+            {"prompt": "hi", "tools": 5}, "tools: expected a list of tools, got int", id="tools"
+        ),
+        pytest.param(
+            {"prompt": "hi", "top_p": float("inf")},
+            "top_p: inf is not a finite number (JSON cannot carry it)",
+            id="top-p-inf",
+        ),
+    ],
+)
+async def test_arguments_of_the_wrong_kind_are_invalid_requests_not_type_errors(
+    kwargs: dict[str, object], message: str
+) -> None:
+    rt = runtime_for(catalog({"m": {"provider": "s"}}))
+    for call in (rt.generate, rt.explain):
+        with pytest.raises(errors.InvalidRequestError) as info:
+            await call(model="m", **kwargs)  # type: ignore[operator]
+        assert str(info.value) == message
+    await rt.aclose()
+
+
 # --------------------------------------------------------------------------- secrets in config
 
 

@@ -28,13 +28,14 @@ from runtime.errors import (
 )
 from runtime.providers.anthropic_provider import AnthropicProvider
 from runtime.providers.base import LLMProvider
+from runtime.providers.cohere_provider import CohereProvider
 from runtime.providers.gemini_provider import GeminiProvider
 from runtime.providers.openai_provider import OpenAIProvider
 from runtime.providers.openai_sdk_provider import OpenAISDKProvider
 from runtime.types import ChatRequest, Message, StreamEnd, TextDelta
 from tests.loopback import LoopbackServer, Reply, sse
 from tests.unit.helpers import catalog, runtime_for
-from tests.wire import anthropic_fakes, gemini_fakes, openai_fakes
+from tests.wire import anthropic_fakes, cohere_fakes, gemini_fakes, openai_fakes
 
 MiB = 1024 * 1024
 KEY = "sk-proj-Q7vX2mN9pL4kR8tW1yZ6bC3dF5gH0jA2sE4uIo"  # 46 characters, the canary
@@ -267,6 +268,7 @@ async def test_deeply_nested_json_is_typed(
         pytest.param(OpenAISDKProvider, openai_fakes.MODEL, id="sdk"),
         pytest.param(AnthropicProvider, anthropic_fakes.MODEL, id="anthropic"),
         pytest.param(GeminiProvider, "gemini-2.5-flash", id="gemini"),
+        pytest.param(CohereProvider, cohere_fakes.MODEL, id="cohere"),
     ],
 )
 async def test_a_deeply_nested_stream_event_is_malformed(
@@ -389,6 +391,9 @@ CANARY_CASES = [
     pytest.param(GeminiProvider, True, 200, "event", id="gemini-stream-event-not-json"),
     pytest.param(AnthropicProvider, False, 529, "text", id="anthropic-529-text"),
     pytest.param(AnthropicProvider, True, 200, "event", id="anthropic-stream-event-not-json"),
+    pytest.param(CohereProvider, False, 500, "text", id="cohere-500-text"),
+    pytest.param(CohereProvider, False, 498, "text", id="cohere-498-text"),
+    pytest.param(CohereProvider, True, 200, "event", id="cohere-stream-event-not-json"),
 ]
 
 
