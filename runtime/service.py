@@ -10,9 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from .config import Catalog, ModelConfig, ProviderConfig
 from .engine.call import Call, CallArgs
-from .engine.explain import explain
 from .engine.observe import Observer
-from .engine.reload import successor, watch_files
 from .engine.resolve import Instances, ModelPlan, Snapshot, Timing
 from .errors import LLMRuntimeError, RuntimeClosedError
 from .hooks import Hook, HookKind, Hooks
@@ -78,6 +76,8 @@ class LLMRuntime:
                         "new catalog to reload(catalog)"
                     )
                 catalog = await asyncio.to_thread(self._source)
+            from .engine.reload import successor  # what only a reload needs
+
             new, keep = successor(self._snapshot, catalog, self._environ)
             self._snapshot = new  # one reference: a call sees the old or the new, never half
             retired = self._instances.retire_unless(keep)
@@ -97,6 +97,8 @@ class LLMRuntime:
         """
         self._check_open()
         if self._watcher is None or self._watcher.done():
+            from .engine.reload import watch_files  # what only watch() needs
+
             self._watcher = asyncio.get_running_loop().create_task(
                 watch_files(lambda: self.catalog.sources, self.reload, interval, debounce),
                 name="llm-runtime-watch",
@@ -308,6 +310,8 @@ class LLMRuntime:
 
         ``parameter_policy`` lists what the model's policy dropped or pinned, and why.
         """
+        from .engine.explain import explain  # what only explain needs
+
         return await explain(self._snapshot, self.model(model), prompt, messages, stream, kwargs)
 
     # ------------------------------------------------------------------ lifecycle

@@ -21,7 +21,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from pydantic import BaseModel
 
@@ -69,9 +69,11 @@ _HEADER_SAFE = r"[\x21-\x7e]+"
 TENANT_INSTANCES = 64
 
 
-@dataclass(frozen=True, slots=True)
-class Timing:
-    """How the runtime sleeps, reads the clock and draws jitter (tests replace them)."""
+class Timing(NamedTuple):
+    """How the runtime sleeps, reads the clock and draws jitter (tests replace them).
+
+    (A NamedTuple: immutable like a frozen dataclass, and several times cheaper to define.)
+    """
 
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     clock: Callable[[], float] = time.monotonic

@@ -105,6 +105,32 @@ def test_loading_the_bundled_catalog_imports_no_provider_module() -> None:
     assert loaded == []
 
 
+#: What only a failure, a hook, a limit, a price, a reload or explain() needs.
+LATER = (
+    "difflib",
+    "runtime.engine.explain",
+    "runtime.engine.limits",
+    "runtime.engine.output",
+    "runtime.engine.reload",
+    "runtime.engine.retry",
+    "runtime.hook_events",
+    "runtime.ledger",
+    "runtime.pricing",
+    "runtime.status",
+)
+
+
+def test_ready_imports_nothing_that_only_a_later_event_needs() -> None:
+    """Ready: import, the bundled catalog loaded, the first provider built."""
+    loaded = _run(
+        "import json, sys, runtime\n"
+        "rt = runtime.load_runtime()\n"
+        "rt.provider_for('llamacpp/default')\n"
+        f"print(json.dumps([m for m in {LATER!r} if m in sys.modules]))\n"
+    )
+    assert loaded == []
+
+
 def test_the_bundled_options_are_valid_for_their_classes() -> None:
     """What every load takes on trust (not importing each provider module to check it)."""
     catalog = loader.load_catalog(
