@@ -313,3 +313,41 @@ def test_a_cancellation_from_outside_is_not_taken_for_the_deadline() -> None:
         return False
 
     assert asyncio.run(main()) is True
+
+
+def test_a_load_pauses_the_garbage_collector_and_resumes_it_even_on_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gc
+
+    during: list[bool] = []
+    real_merge = loader._merge
+
+    def merge(*args: Any) -> Any:
+        during.append(gc.isenabled())
+        return real_merge(*args)
+
+    monkeypatch.setattr(loader, "_merge", merge)
+    providers = tmp_path / "providers.yaml"
+    providers.write_text("providers:\n  s: {class: runtime.testing.ScriptedProvider}\n")
+    good = tmp_path / "models.yaml"
+    good.write_text("models:\n  m: {provider: s}\n")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("models:\n  m: {provider: nope}\n")
+    original = gc.isenabled()
+    try:
+        gc.enable()
+        loader.load_catalog(providers, good)
+        assert during == [False, False]  # paused while the sections were built
+        assert gc.isenabled()
+        with pytest.raises(ConfigError):
+            loader.load_catalog(providers, bad)
+        assert gc.isenabled()  # resumed after a failed load too
+        gc.disable()  # a caller that turned it off keeps it off
+        loader.load_catalog(providers, good)
+        assert not gc.isenabled()
+    finally:
+        if original:
+            gc.enable()
+        else:
+            gc.disable()
