@@ -80,6 +80,28 @@ class SSEParser:
         if self._skip_lf and chunk[:1] == b"\n":
             start = 1
         self._skip_lf = False
+        if b"\r" not in chunk:
+            # The common framing, LF only: find each line end, no regex, no CRLF pairing.
+            find = chunk.find
+            end = find(b"\n", start)
+            while end >= 0:
+                if self._partial:
+                    self._partial += chunk[start:end]
+                    line = bytes(self._partial)
+                    self._partial.clear()
+                else:
+                    line = chunk[start:end]
+                if len(line) > self.limits.max_line:
+                    self._check_line(len(line))
+                event = self._line(line)
+                if event is not None:
+                    yield event
+                start = end + 1
+                end = find(b"\n", start)
+            if start < len(chunk):
+                self._partial += chunk[start:]
+                self._check_line(len(self._partial))
+            return
         for match in _LINE_END.finditer(chunk, start):
             end = match.start()
             if end == start and chunk[end] == 0x0A and start > 0 and chunk[start - 1] == 0x0D:
@@ -133,6 +155,13 @@ class SSEParser:
             if self._data:
                 return self._dispatch()
             self._reset()
+            return None
+        if raw[:6] == b"data: ":  # the common field line: no partition, no name compare
+            self._grow(len(raw))
+            self._data.append(raw[6:].decode("utf-8", errors="replace"))
+            if self._unframed:
+                self._unframed.clear()
+                self._unframed_size = 0
             return None
         if raw[:1] == b":":
             return None  # a comment (keep-alive)

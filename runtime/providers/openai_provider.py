@@ -346,6 +346,11 @@ def reply_events(
     return events
 
 
+# A delta with only these keys, ``content`` a string, is a plain text delta (role comes
+# in the first chunk; null ``refusal``/``tool_calls`` some servers send explicitly).
+_PLAIN_DELTA = frozenset(("content", "role"))
+
+
 class OpenAIStream(StreamDecoder):
     """A stream of ``chat.completion.chunk`` objects, ending at ``data: [DONE]``."""
 
@@ -362,17 +367,29 @@ class OpenAIStream(StreamDecoder):
         self._refusal = ""
 
     def feed(self, event: SSEEvent) -> Iterable[StreamEvent]:
-        if event.data.strip() == "[DONE]":
-            self.done = True
-            return ()
-        return self.feed_chunk(self._reader.provider.parse_event(event, self._reader.request))
+        data = event.data
+        if data[:1] != "{":  # a chunk is an object: only then is it worth parsing at once
+            if data.strip() == "[DONE]":
+                self.done = True
+                return ()
+            return self.feed_chunk(self._reader.provider.parse_event(event, self._reader.request))
+        try:
+            chunk = json.loads(data)
+        except (ValueError, RecursionError):  # the seam's parser says how, with its message
+            chunk = self._reader.provider.parse_event(event, self._reader.request)
+        return self.feed_chunk(chunk)
 
     def feed_chunk(self, chunk: Any) -> list[StreamEvent]:
         """One parsed chunk -> its events; an error chunk raises."""
+        if type(chunk) is dict:  # what json.loads makes: the fast path, no ABC checks
+            return self._feed_dict(chunk)
         if not isinstance(chunk, Mapping):
             raise self._reader.malformed(
                 f"a stream chunk is a JSON {type(chunk).__name__}, not an object"
             )
+        return self._feed_mapping(chunk)
+
+    def _feed_mapping(self, chunk: Mapping[str, Any]) -> list[StreamEvent]:
         if chunk.get("error"):
             raise self._reader.error(chunk, "the stream")
         if isinstance(chunk.get("model"), str):
@@ -394,6 +411,33 @@ class OpenAIStream(StreamDecoder):
                 self._finish = self._reader.provider.map_finish(choice["finish_reason"])
                 out.extend(self._calls.close())
         return out
+
+    def _feed_dict(self, chunk: dict[str, Any]) -> list[StreamEvent]:
+        """``feed_chunk`` of a plain dict, with the common text delta taken straight."""
+        choices = chunk.get("choices")
+        if (
+            type(choices) is list
+            and len(choices) == 1
+            and not chunk.get("error")
+            and chunk.get("usage") is None
+        ):
+            choice = choices[0]
+            delta = choice.get("delta") if type(choice) is dict else None
+            if (
+                type(delta) is dict
+                and choice.get("index", 0) == 0
+                and not choice.get("finish_reason")
+                and delta.keys() <= _PLAIN_DELTA
+            ):
+                model, ident = chunk.get("model"), chunk.get("id")
+                if type(model) is str:
+                    self._model = model
+                if type(ident) is str:
+                    self._id = ident
+                content = delta.get("content")
+                if type(content) is str:
+                    return [TextDelta(content)] if content else []
+        return self._feed_mapping(chunk)
 
     def _delta(self, delta: Mapping[str, Any]) -> list[StreamEvent]:
         out: list[StreamEvent] = []
