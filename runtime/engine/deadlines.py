@@ -171,10 +171,52 @@ async def timed_events(
     event is set only when a first-token or idle limit applies.
     """
     if timeouts.first_token is None and timeouts.idle is None:
-        untimed = _total_only(source, total, provider, provider_name, model, total_name)
-        async for event in untimed:
-            yield event
-        return
+        # One deadline, or none: this loop, not a generator under this one (a layer less
+        # per event), and ``guarded``'s checks written out for the same reason.
+        deadline = deadline_in(total) if total is not None else None
+        expired = (
+            f"stream: the total time limit of {total:g}s was exceeded ({total_name})"
+            if total is not None
+            else ""
+        )
+        next_event = source.__anext__
+        try:
+            while True:
+                try:
+                    if deadline is None:
+                        event = await next_event()
+                    else:
+                        event = await deadline.wait(next_event())
+                except StopAsyncIteration:
+                    raise MalformedResponseError(
+                        "the stream ended without a final event",
+                        provider=provider_name,
+                        model=model,
+                    ) from None
+                except TimeoutError as exc:
+                    if deadline is not None and deadline.fired:
+                        error = ProviderTimeoutError(expired, provider=provider_name, model=model)
+                        scrub_error(error, secrets_of(provider))
+                        raise error from None
+                    raise ProviderTimeoutError(  # the provider's own client gave up
+                        foreign_error(exc, provider_name, model, provider.api_key).message,
+                        provider=provider_name,
+                        model=model,
+                    ) from exc
+                except LLMRuntimeError as exc:
+                    scrub_error(exc, secrets_of(provider))
+                    raise
+                except Exception as exc:
+                    raise foreign_error(exc, provider_name, model, provider.api_key) from exc
+                yield event
+                if isinstance(event, StreamEnd):
+                    return
+        finally:
+            if deadline is not None:
+                deadline.close()
+            aclose = getattr(source, "aclose", None)
+            if aclose is not None:
+                await aclose()
     loop = asyncio.get_running_loop()
     start = loop.time()  # real time: asyncio.timeout counts it too
     first = True
@@ -213,49 +255,6 @@ async def timed_events(
                 first = False
             yield event
     finally:
-        aclose = getattr(source, "aclose", None)
-        if aclose is not None:
-            await aclose()
-
-
-async def _total_only(
-    source: AsyncIterator[StreamEvent],
-    total: float | None,
-    provider: LLMProvider,
-    provider_name: str,
-    model: str,
-    total_name: str,
-) -> AsyncGenerator[StreamEvent, None]:
-    """``timed_events`` without first-token and idle limits: one deadline, or none."""
-    deadline = deadline_in(total) if total is not None else None
-    expired = (
-        f"stream: the total time limit of {total:g}s was exceeded ({total_name})"
-        if total is not None
-        else ""
-    )
-    next_event = source.__anext__
-    try:
-        while True:
-            try:
-                event = await guarded(
-                    next_event(),
-                    None,
-                    expired,
-                    provider=provider,
-                    provider_name=provider_name,
-                    model=model,
-                    deadline=deadline,
-                )
-            except StopAsyncIteration:
-                raise MalformedResponseError(
-                    "the stream ended without a final event", provider=provider_name, model=model
-                ) from None
-            yield event
-            if isinstance(event, StreamEnd):
-                return
-    finally:
-        if deadline is not None:
-            deadline.close()
         aclose = getattr(source, "aclose", None)
         if aclose is not None:
             await aclose()
