@@ -72,6 +72,13 @@ USER_AGENT = f"llm-runtime/{__version__}"
 _CACHE = 64
 
 
+async def _close(chunks: AsyncIterator[bytes]) -> None:
+    """Close an engine's body iterator when it can be closed (a generator can)."""
+    aclose = getattr(chunks, "aclose", None)
+    if aclose is not None:
+        await aclose()
+
+
 def _host_port(url: str) -> str:
     """``host:port`` of ``url`` (the scheme's default port spelled out); ValueError if bad."""
     parts = urlsplit(url)
@@ -386,7 +393,7 @@ class HTTPClient:
         except self._engine.errors as exc:
             raise self.transport_error(exc, model, path) from exc
         finally:
-            await chunks.aclose()
+            await _close(chunks)
         return content
 
     async def post_json(
@@ -516,4 +523,4 @@ class HTTPClient:
             raise self.transport_error(exc, model, path, mid_stream=True) from exc
         finally:
             # Close it now, rather than in a task the event loop's finalizer would start.
-            await chunks.aclose()
+            await _close(chunks)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncIterator, Mapping
 
 import aiohttp
 from yarl import URL
@@ -48,9 +48,8 @@ class _Response:
         self.status = raw.status
         self.headers: Mapping[str, str] = raw.headers
 
-    async def chunks(self) -> AsyncGenerator[bytes, None]:
-        async for chunk in self._raw.content.iter_any():
-            yield chunk
+    def chunks(self) -> AsyncIterator[bytes]:
+        return self._raw.content.iter_any()  # aiohttp's own iterator: no generator over it
 
     async def aclose(self) -> None:
         raw = self._raw

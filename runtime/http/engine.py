@@ -17,7 +17,7 @@ imported only when an engine on it is built.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -78,8 +78,10 @@ class EngineResponse(Protocol):
         """Case-insensitive, as sent (Content-Encoding included: the seam decodes)."""
         ...
 
-    def chunks(self) -> AsyncGenerator[bytes, None]:
-        """The raw body as it arrives; the engine's exceptions (``errors``) on failure."""
+    def chunks(self) -> AsyncIterator[bytes]:
+        """The raw body as it arrives; the engine's exceptions (``errors``) on failure.
+
+        The reader closes the iterator with its ``aclose()`` when it has one (a generator)."""
         ...
 
     async def aclose(self) -> None:

@@ -13,7 +13,7 @@ checks under the SDK: redirects refused, every body decoded and bounded by the s
 from __future__ import annotations
 
 import ssl
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from http.cookiejar import CookieJar, CookiePolicy
 from typing import Any
 
@@ -80,11 +80,10 @@ class _Response:
         self.status = raw.status_code
         self.headers: Mapping[str, str] = raw.headers
 
-    async def chunks(self) -> AsyncGenerator[bytes, None]:
+    def chunks(self) -> AsyncIterator[bytes]:
         stream = self._raw.stream
         assert isinstance(stream, httpx2.AsyncByteStream)
-        async for chunk in stream:
-            yield chunk
+        return stream.__aiter__()  # the transport's own iterator: no generator over it
 
     async def aclose(self) -> None:
         await self._raw.aclose()
