@@ -468,39 +468,6 @@ class HTTPClient:
         ``unframed=True``: text after the last event that no ``data:`` framed comes as one
         final event marked ``unframed`` (see ``runtime.sse``).
         """
-        async with self.stream_sse_batches(
-            path,
-            body,
-            headers=headers,
-            params=params,
-            model=model,
-            connect_timeout=connect_timeout,
-            read_timeout=read_timeout,
-            unframed=unframed,
-        ) as batches:
-            events = _flatten(batches)
-            try:
-                yield events
-            finally:
-                await events.aclose()
-
-    @asynccontextmanager
-    async def stream_sse_batches(
-        self,
-        path: str,
-        body: Mapping[str, Any],
-        *,
-        headers: Mapping[str, str] | None = None,
-        params: Mapping[str, str] | None = None,
-        model: str | None = None,
-        connect_timeout: float | None = None,
-        read_timeout: float | None = None,
-        unframed: bool = False,
-    ) -> AsyncIterator[AsyncIterator[list[SSEEvent]]]:
-        """``stream_sse``, the events in lists: those each chunk of the body completed.
-
-        One await per chunk rather than per event, for a reader that loops over many.
-        """
         extra = {"accept": "text/event-stream", **(headers or {})}
         response, decoder = await self._open(
             path, body, extra, params, model, connect_timeout, read_timeout
@@ -525,7 +492,7 @@ class HTTPClient:
                     model=model,
                     status_code=response.status,
                 )
-            events = self._batches(response, decoder, path, model, unframed)
+            events = self._events(response, decoder, path, model, unframed)
             try:
                 yield events
             finally:
@@ -533,31 +500,23 @@ class HTTPClient:
         finally:
             await response.aclose()
 
-    async def _batches(
+    async def _events(
         self,
         response: EngineResponse,
         decoder: BodyDecoder,
         path: str,
         model: str | None,
         unframed: bool,
-    ) -> AsyncGenerator[list[SSEEvent], None]:
+    ) -> AsyncGenerator[SSEEvent, None]:
         parser = SSEParser(self._limits, unframed=unframed)
         chunks = response.chunks()
         try:
             async for chunk in chunks:
-                batch: list[SSEEvent] = []
-                try:
-                    for piece in decoder.feed(chunk):
-                        batch.extend(parser.feed(piece))
-                except LLMRuntimeError:
-                    if batch:
-                        yield batch  # the events before the failure first, as they came
-                    raise
-                if batch:
-                    yield batch
-            batch = list(parser.finish())
-            if batch:
-                yield batch
+                for piece in decoder.feed(chunk):
+                    for event in parser.feed(piece):
+                        yield event
+            for event in parser.finish():
+                yield event
         except LLMRuntimeError as exc:
             raise self._own(exc, model) from None
         except self._engine.errors as exc:
@@ -565,9 +524,3 @@ class HTTPClient:
         finally:
             # Close it now, rather than in a task the event loop's finalizer would start.
             await _close(chunks)
-
-
-async def _flatten(batches: AsyncIterator[list[SSEEvent]]) -> AsyncGenerator[SSEEvent, None]:
-    async for batch in batches:
-        for event in batch:
-            yield event

@@ -385,7 +385,7 @@ class WireProvider(ChatProvider):
         route = self.route(request, True)
         body = self.encode(request, True)
         decoder = self.stream_decoder(request)
-        async with self.http().stream_sse_batches(
+        async with self.http().stream_sse(
             route.path,
             body,
             headers=dict(route.headers),
@@ -394,19 +394,14 @@ class WireProvider(ChatProvider):
             connect_timeout=request.connect_timeout,
             read_timeout=request.read_timeout,
             unframed=decoder.unframed,
-        ) as batches:
-            feed = decoder.feed
-            async for batch in batches:  # the events of one chunk: one await for them all
-                for event in batch:
-                    for item in feed(event):
-                        yield item
-                    if decoder.done and not decoder.read_to_end:
-                        break
-                else:
-                    continue
-                # Stop here, as the official SDKs do: a body held open after the
-                # terminal event must not turn a complete answer into a timeout.
-                break
+        ) as events:
+            async for event in events:
+                for item in decoder.feed(event):
+                    yield item
+                if decoder.done and not decoder.read_to_end:
+                    # Stop here, as the official SDKs do: a body held open after the
+                    # terminal event must not turn a complete answer into a timeout.
+                    break
         if not decoder.done:
             raise ProviderConnectionError(
                 f"the stream ended before {decoder.terminal}: the connection was cut short; "
