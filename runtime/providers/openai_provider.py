@@ -377,7 +377,7 @@ class OpenAIStream(StreamDecoder):
             chunk = json.loads(data)
         except (ValueError, RecursionError):  # the seam's parser says how, with its message
             chunk = self._reader.provider.parse_event(event, self._reader.request)
-        return self.feed_chunk(chunk)
+        return self._feed_dict(chunk) if type(chunk) is dict else self.feed_chunk(chunk)
 
     def feed_chunk(self, chunk: Any) -> list[StreamEvent]:
         """One parsed chunk -> its events; an error chunk raises."""
