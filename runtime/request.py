@@ -217,17 +217,18 @@ def _messages(
     """The call's messages (a prompt is one user message); its arguments checked."""
     if (prompt is None) == (messages is None):
         raise InvalidRequestError("give exactly one of prompt= or messages=")
-    reserved = RESERVED.intersection(kwargs)
-    if reserved:
-        raise InvalidRequestError(
-            f"{', '.join(sorted(reserved))}: set by the runtime, not a call parameter"
-        )
-    owned = RUNTIME_OWNED.intersection(kwargs)
-    if owned:
-        raise InvalidRequestError(
-            f"{', '.join(sorted(owned))}: taken by the runtime per call (generate, stream, "
-            "completion), never sent as a request parameter"
-        )
+    if kwargs:  # (none in the common call: nothing to look for)
+        reserved = RESERVED.intersection(kwargs)
+        if reserved:
+            raise InvalidRequestError(
+                f"{', '.join(sorted(reserved))}: set by the runtime, not a call parameter"
+            )
+        owned = RUNTIME_OWNED.intersection(kwargs)
+        if owned:
+            raise InvalidRequestError(
+                f"{', '.join(sorted(owned))}: taken by the runtime per call (generate, stream, "
+                "completion), never sent as a request parameter"
+            )
     if prompt is not None:
         if not isinstance(prompt, str):
             raise InvalidRequestError(f"prompt must be a string, not {type(prompt).__name__}")

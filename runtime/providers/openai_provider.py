@@ -163,15 +163,19 @@ def parse_usage(raw: Any) -> Usage:
         return Usage()
     prompt_details = raw.get("prompt_tokens_details")
     completion_details = raw.get("completion_tokens_details")
+    # An exact int is the common value (JSON gives no other kind): kept without a call.
+    prompt = raw.get("prompt_tokens")
+    completion = raw.get("completion_tokens")
+    total = raw.get("total_tokens")
     return Usage(
-        prompt_tokens=_int_or_none(raw.get("prompt_tokens")),
-        completion_tokens=_int_or_none(raw.get("completion_tokens")),
-        total_tokens=_int_or_none(raw.get("total_tokens")),
-        cached_tokens=_int_or_none(prompt_details.get("cached_tokens"))
-        if isinstance(prompt_details, _MAP)
+        prompt if type(prompt) is int else _int_or_none(prompt),
+        completion if type(completion) is int else _int_or_none(completion),
+        total if type(total) is int else _int_or_none(total),
+        _int_or_none(prompt_details.get("cached_tokens"))
+        if prompt_details is not None and isinstance(prompt_details, _MAP)
         else None,
-        reasoning_tokens=_int_or_none(completion_details.get("reasoning_tokens"))
-        if isinstance(completion_details, _MAP)
+        _int_or_none(completion_details.get("reasoning_tokens"))
+        if completion_details is not None and isinstance(completion_details, _MAP)
         else None,
     )
 
