@@ -319,7 +319,8 @@ def reply_events(
     message = choice.get("message")
     if not isinstance(message, _MAP):
         raise reader.malformed("the chat completion reply has no choices[0].message")
-    text = reader.text(message.get("content"), "choices[0].message")
+    content = message.get("content")
+    text = content if type(content) is str else reader.text(content, "choices[0].message")
     calls = message.get("tool_calls")
     if calls is not None and not isinstance(calls, list):
         raise reader.malformed("choices[0].message.tool_calls is not a list")
