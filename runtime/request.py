@@ -134,7 +134,7 @@ def compose_request(
         temperature=params.pop("temperature", None),
         max_tokens=params.pop("max_tokens", None),
         max_tokens_param=cfg.max_tokens_param,
-        params={k: v for k, v in params.items() if v is not None},
+        params={k: v for k, v in params.items() if v is not None} if params else {},
         prompt=rendered,
         options=cfg.options,
         capabilities=(
@@ -157,16 +157,9 @@ def compose_request(
     return request, notes
 
 
-#: The ChatRequest fields of a call that asks for no tools, output schema or reasoning.
-_NO_FEATURES: Mapping[str, Any] = MappingProxyType(
-    {
-        "tools": (),
-        "tool_choice": None,
-        "parallel_tool_calls": None,
-        "response_format": None,
-        "reasoning": None,
-    }
-)
+#: The ChatRequest fields of a call that asks for no tools, output schema or reasoning:
+#: none given, their defaults (no tools, no choice, no schema, no reasoning) are that call.
+_NO_FEATURES: Mapping[str, Any] = MappingProxyType({})
 
 
 def _portable(cfg: ModelConfig, given: Mapping[str, Any]) -> dict[str, Any]:
@@ -217,17 +210,18 @@ def _messages(
     """The call's messages (a prompt is one user message); its arguments checked."""
     if (prompt is None) == (messages is None):
         raise InvalidRequestError("give exactly one of prompt= or messages=")
-    reserved = RESERVED.intersection(kwargs)
-    if reserved:
-        raise InvalidRequestError(
-            f"{', '.join(sorted(reserved))}: set by the runtime, not a call parameter"
-        )
-    owned = RUNTIME_OWNED.intersection(kwargs)
-    if owned:
-        raise InvalidRequestError(
-            f"{', '.join(sorted(owned))}: taken by the runtime per call (generate, stream, "
-            "completion), never sent as a request parameter"
-        )
+    if kwargs:  # (none in the common call: nothing to look for)
+        reserved = RESERVED.intersection(kwargs)
+        if reserved:
+            raise InvalidRequestError(
+                f"{', '.join(sorted(reserved))}: set by the runtime, not a call parameter"
+            )
+        owned = RUNTIME_OWNED.intersection(kwargs)
+        if owned:
+            raise InvalidRequestError(
+                f"{', '.join(sorted(owned))}: taken by the runtime per call (generate, stream, "
+                "completion), never sent as a request parameter"
+            )
     if prompt is not None:
         if not isinstance(prompt, str):
             raise InvalidRequestError(f"prompt must be a string, not {type(prompt).__name__}")

@@ -80,7 +80,11 @@ class CallArgs:
         """Take ``timeout``, ``api_key``, ``template`` and ``variables`` out of the keyword
         arguments (a named template becomes the messages); refuse ``base_url``."""
         if not kwargs:  # the common call: nothing to take out
-            if isinstance(messages, Iterable) and not isinstance(messages, list | tuple):
+            if (
+                messages is not None  # (a prompt call: no ABC check of None)
+                and not isinstance(messages, list | tuple)
+                and isinstance(messages, Iterable)
+            ):
                 messages = list(messages)  # read once: every attempt and fallback reads it
             return cls(prompt, messages, temperature, max_tokens, _NO_PARAMS)
         params = dict(kwargs)

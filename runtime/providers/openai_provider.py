@@ -163,15 +163,19 @@ def parse_usage(raw: Any) -> Usage:
         return Usage()
     prompt_details = raw.get("prompt_tokens_details")
     completion_details = raw.get("completion_tokens_details")
+    # An exact int is the common value (JSON gives no other kind): kept without a call.
+    prompt = raw.get("prompt_tokens")
+    completion = raw.get("completion_tokens")
+    total = raw.get("total_tokens")
     return Usage(
-        prompt_tokens=_int_or_none(raw.get("prompt_tokens")),
-        completion_tokens=_int_or_none(raw.get("completion_tokens")),
-        total_tokens=_int_or_none(raw.get("total_tokens")),
-        cached_tokens=_int_or_none(prompt_details.get("cached_tokens"))
-        if isinstance(prompt_details, _MAP)
+        prompt if type(prompt) is int else _int_or_none(prompt),
+        completion if type(completion) is int else _int_or_none(completion),
+        total if type(total) is int else _int_or_none(total),
+        _int_or_none(prompt_details.get("cached_tokens"))
+        if prompt_details is not None and isinstance(prompt_details, _MAP)
         else None,
-        reasoning_tokens=_int_or_none(completion_details.get("reasoning_tokens"))
-        if isinstance(completion_details, _MAP)
+        _int_or_none(completion_details.get("reasoning_tokens"))
+        if completion_details is not None and isinstance(completion_details, _MAP)
         else None,
     )
 
@@ -315,7 +319,8 @@ def reply_events(
     message = choice.get("message")
     if not isinstance(message, _MAP):
         raise reader.malformed("the chat completion reply has no choices[0].message")
-    text = reader.text(message.get("content"), "choices[0].message")
+    content = message.get("content")
+    text = content if type(content) is str else reader.text(content, "choices[0].message")
     calls = message.get("tool_calls")
     if calls is not None and not isinstance(calls, list):
         raise reader.malformed("choices[0].message.tool_calls is not a list")

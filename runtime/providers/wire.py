@@ -42,7 +42,10 @@ from ..types import (
     ChatRequest,
     FinishReason,
     ProviderResponse,
+    StreamEnd,
     StreamEvent,
+    TextDelta,
+    TextPart,
     ToolArgumentsError,
     ToolCall,
     ToolCallDone,
@@ -331,6 +334,20 @@ class WireProvider(ChatProvider):
     def _decode(
         self, events: Iterable[StreamEvent], request: ChatRequest, raw: Any
     ) -> ProviderResponse:
+        if type(events) is list and len(events) == 2:
+            # The common reply, text then the end, built as the accumulator would build it
+            # (one text part, the end's usage): the same response, without its bookkeeping.
+            delta, end = events
+            if type(delta) is TextDelta and type(end) is StreamEnd and delta.text:
+                return ProviderResponse(
+                    delta.text,
+                    end.finish_reason,
+                    end.usage,
+                    end.model,
+                    raw,
+                    parts=(TextPart(delta.text),),
+                    id=end.id,
+                )
         accumulator = Accumulator(self.protocol)
         for event in events:
             accumulator.add(event)
