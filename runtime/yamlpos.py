@@ -245,6 +245,9 @@ _BREAKS = "\n\r\x85\u2028\u2029"
 _EMPTY_FLOW_VALUE = re.compile(r":[ \t\r\n]*[,\]}]")
 # An explicit key (`? key`): an empty value after it is placed differently, too.
 _EXPLICIT_KEY = re.compile(r"(?:^|[ \t\r\n\[{,])\?(?:[ \t\r\n]|$)")
+# A tag (`!foo`, `!!str`): libyaml scans tag characters PyYAML refuses (`!a:b`), wherever
+# the tagged node stands (a value, a mapping key).
+_TAG = re.compile(r"(?:^|[ \t\r\n\[{,])!")
 # A block scalar header running into a comment or a tab (`>#`, `>` then a tab): libyaml takes it,
 # PyYAML does not.
 _HEADER_COMMENT = re.compile(r"[|>][-+0-9]*[#\t]")
@@ -259,17 +262,18 @@ def _pyyaml_reads_otherwise(text: str) -> int | None:
       keeps it as text;
     - an empty value in a flow collection or after an explicit key: the two place it
       differently;
-    - a block scalar header running into a comment (`|#`): libyaml reads it.
+    - a block scalar header running into a comment (`|#`): libyaml reads it;
+    - a tag: libyaml scans tag characters PyYAML refuses (`!a:b`).
 
     Text inside quoted and block scalars and inside comments is neither of these (a chat
     template's ``messages[1:]`` is text), so only what stands outside them counts; finding
     which is which takes one more libyaml pass, made only when a pattern matched at all.
-    Two more are found by what libyaml gave (in ``parse_yaml``): an empty document (its
-    position) and an unsupported tag (libyaml scans tag characters PyYAML refuses).
+    One more is found by what libyaml gave (in ``parse_yaml``): an empty document (its
+    position).
     """
     found = [text.find("\ufeff")]
     outside = _Outside(text)
-    for pattern in (_EMPTY_FLOW_VALUE, _EXPLICIT_KEY, _HEADER_COMMENT):
+    for pattern in (_EMPTY_FLOW_VALUE, _EXPLICIT_KEY, _HEADER_COMMENT, _TAG):
         found.append(outside.first(_mark(match) for match in pattern.finditer(text)))
     if "\t" in text:
         found.append(outside.first(_finds(text, "\t")))
@@ -376,10 +380,7 @@ def parse_yaml(raw: bytes, limits: Limits | None = None) -> tuple[Any, PositionM
     except YAMLReadError as exc:  # problems in the file: still, PyYAML may read it otherwise
         outcome = exc
     near = _pyyaml_reads_otherwise(text)
-    if isinstance(outcome, YAMLReadError):
-        if any(p.message.startswith("unsupported YAML tag") for p in outcome.problems):
-            near = 0
-    elif outcome[0] is None:
+    if not isinstance(outcome, YAMLReadError) and outcome[0] is None:
         near = 0
     python = _python_read(text, limits, near) if near is not None else None
     if python is not None:
