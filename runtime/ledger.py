@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from .pricing import PriceBook, cost_of
+from .pricing import Cost, PriceBook, cost_of
 
 __all__ = ["ModelTotals", "UsageLedger"]
 
@@ -90,11 +90,12 @@ class UsageLedger:
             running = self._totals[model] = _Running()
         return running
 
-    def record(self, completion: Any, card: Any = None) -> None:
+    def record(self, completion: Any, card: Any = None) -> Cost | None:
         """Add one successful call's usage, and its cost when its rate card is known.
 
         ``card`` is the model's rate card (or None, or ``PriceBook.PENDING`` while the price
-        table loads: the cost is then added by the next ``totals()``).
+        table loads: the cost is then added by the next ``totals()``). Returns the cost
+        counted now (None when unknown or still pending).
         """
         usage = completion.usage
         if card is PriceBook.PENDING:
@@ -113,6 +114,7 @@ class UsageLedger:
             t.reasoning_tokens += usage.reasoning_tokens or 0
             if cost is not None:
                 t.priced(cost.amount)
+        return cost
 
     def record_error(self, model: str) -> None:
         """Count one call of ``model`` that failed for good."""

@@ -261,6 +261,14 @@ class Tracer:
             explicit_bucket_boundaries_advisory=SECONDS_BUCKETS,
         )
 
+    def provider_attrs(self, provider: str, instance: Any = None) -> dict[str, str]:
+        """The provider's name under this mode's key; by default (v1.36.0) also under
+        ``gen_ai.provider.name`` with its latest value, so either kind of dashboard finds it."""
+        attrs = {self.system_key: provider_name(provider, instance, latest=self.latest)}
+        if not self.latest:
+            attrs["gen_ai.provider.name"] = provider_name(provider, instance, latest=True)
+        return attrs
+
     @_never_raises
     def start(self, model: str, provider: str, stream: bool) -> CallSpan:
         """The span of one call (opened at its first attempt, when the request is known)."""
@@ -298,11 +306,9 @@ class CallSpan:
         t = self._tracer
         attrs: dict[str, Any] = {
             "gen_ai.operation.name": OPERATION,
-            t.system_key: provider_name(provider, instance, latest=t.latest),
+            **t.provider_attrs(provider, instance),
             "gen_ai.request.model": request.model,
         }
-        if not t.latest:  # the name the issue's readers look for, beside the v1.36.0 one
-            attrs["gen_ai.provider.name"] = provider_name(provider, instance, latest=True)
         host, port = _host_port(getattr(instance, "base_url", None))
         if host:
             attrs["server.address"] = host
@@ -413,12 +419,10 @@ class CallSpan:
             t = self._tracer
             attrs = {
                 "gen_ai.operation.name": OPERATION,
-                t.system_key: provider_name(self._provider, latest=t.latest),
+                **t.provider_attrs(self._provider),
                 "gen_ai.request.model": self._model,
                 "gen_ai.request.stream": self._stream,
             }
-            if not t.latest:
-                attrs["gen_ai.provider.name"] = provider_name(self._provider, latest=True)
             self._metric = {k: v for k, v in attrs.items() if k != "gen_ai.request.stream"}
             self._open(self._model, attrs)
         return self._span

@@ -167,7 +167,7 @@ class CallTrace:
             price = self.pricer(pricing, model_ref, base_url, completion.usage)
             completion = replace(completion, pricer=price)
         card = price.book.card(price.pricing, price.model_ref, price.base_url)
-        self.observer.ledger.record(completion, card)
+        cost = self.observer.ledger.record(completion, card)
         if self.span is not None:
             self.span.end(completion)
         hooks = self.observer.hooks
@@ -188,7 +188,7 @@ class CallTrace:
                 u.prompt_tokens if u.prompt_tokens is not None else "?",
                 u.completion_tokens if u.completion_tokens is not None else "?",
                 completion.attempts,
-                _cost_text(card, u),
+                "?" if cost is None else f"{cost.amount:.6f}{cost.currency}",
                 f" fallback_from={[m for m, _ in completion.failures]!r}"
                 if completion.failures
                 else "",
@@ -217,15 +217,3 @@ class CallTrace:
             type(error).__name__,
             latency,
         )
-
-
-def _cost_text(card: Any, usage: Any) -> str:
-    """The log line's cost: known now, or "?" (no price, no usage, or the table still loading)."""
-    if card is None:
-        return "?"
-    from ..pricing import PriceBook, cost_of  # loaded already: a card came from it
-
-    if card is PriceBook.PENDING:
-        return "?"
-    cost = cost_of(card, usage)
-    return "?" if cost is None else f"{cost.amount:.6f}{cost.currency}"
